@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+  name: "Twine",
+  platforms: [.macOS(.v15)],
+  products: [
+    .library(name: "Twine", targets: ["Twine"]),
+    .library(name: "TwineCore", targets: ["TwineCore"]),
+    .library(name: "TwineTesting", targets: ["TwineTesting"]),
+    .executable(name: "twine", targets: ["twine"]),
+  ],
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+  ],
+  targets: [
+    .systemLibrary(
+      name: "CLibevent",
+      pkgConfig: "libevent_core libevent_extra libevent_pthreads",
+      providers: [.apt(["libevent-dev"])]
+    ),
+    .target(name: "TwineCore", swiftSettings: strict),
+    .target(
+      name: "Twine", dependencies: ["CLibevent", "TwineCore", .product(name: "Logging", package: "swift-log")],
+      swiftSettings: strict),
+    .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "TutorialServers", dependencies: ["TwineCore"], swiftSettings: strict),
+    .executableTarget(
+      name: "twine",
+      dependencies: [
+        "Twine", "TutorialServers",
+        .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict
+    ),
+    .executableTarget(name: "echo-server", dependencies: ["Twine", "TutorialServers"], swiftSettings: strict),
+    .executableTarget(name: "hello-server", dependencies: ["Twine"], swiftSettings: strict),
+    .testTarget(
+      name: "TutorialServersTests", dependencies: ["TutorialServers", "TwineTesting"], swiftSettings: strict),
+    .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
+    .testTarget(
+      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent"], swiftSettings: strict),
+    .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
+  ]
+)

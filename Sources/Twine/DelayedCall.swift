@@ -1,0 +1,76 @@
+import CLibevent
+
+/// A closure the reactor runs once after a delay (Twisted's `DelayedCall`).
+/// Owns one libevent timer `event`, freed when it fires, is cancelled, or the reactor shuts down.
+public final class DelayedCall: ScheduledCall {
+  private unowned let reactor: Reactor
+  private var event: OpaquePointer?
+  private var body: (() -> Void)?
+  /// When it will run, on the reactor's monotonic clock.
+  public private(set) var time: Double
+
+  init(reactor: Reactor, delay: Double, body: @escaping () -> Void) {
+    self.reactor = reactor
+    self.body = body
+    self.time = reactor.now + max(0, delay)
+    let context = Unmanaged.passUnretained(self).toOpaque()
+    event = twine_evtimer_new(
+      reactor.base,
+      { _, _, context in Unmanaged<DelayedCall>.fromOpaque(context!).takeUnretainedValue().fire() }, context)
+    guard event != nil else {
+      reactor.logger.error("evtimer_new failed: delayed call dropped")
+      self.body = nil
+      return
+    }
+    reactor.delayedCalls[ObjectIdentifier(self)] = self
+    arm(max(0, delay))
+  }
+
+  deinit { assert(event == nil, "DelayedCall freed with its timer pending") }
+
+  /// True until it has run or been cancelled.
+  public var isActive: Bool { body != nil }
+
+  /// Stops it from running; does nothing if it already ran or was cancelled.
+  public func cancel() {
+    guard isActive else { return }
+    body = nil
+    release()
+  }
+
+  /// Runs it `delay` seconds from now instead.
+  public func reset(_ delay: Double) {
+    guard isActive else { return }
+    time = reactor.now + max(0, delay)
+    arm(max(0, delay))
+  }
+
+  /// Pushes it `seconds` later.
+  public func delay(_ seconds: Double) {
+    guard isActive else { return }
+    reset(time + seconds - reactor.now)
+  }
+
+  private func arm(_ delay: Double) {
+    var tv = timeval(tv_sec: Int(delay), tv_usec: Int((delay - delay.rounded(.down)) * 1_000_000))
+    event_add(event, &tv)
+  }
+
+  private func fire() {
+    guard let body else { return }
+    self.body = nil
+    withExtendedLifetime(self) {
+      release()
+      body()
+    }
+  }
+
+  /// The one place the timer event is freed and the reactor lets go of this call.
+  private func release() {
+    if let event {
+      event_free(event)
+      self.event = nil
+    }
+    reactor.delayedCalls[ObjectIdentifier(self)] = nil
+  }
+}

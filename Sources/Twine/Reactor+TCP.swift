@@ -1,0 +1,24 @@
+/// TCP: listening and connecting.
+extension Reactor {
+  /// Listens on `port` (0 picks a free one; read ``ListeningPort/address``) and serves
+  /// each connection with a protocol from `factory`. `interface` is a numeric IPv4
+  /// or IPv6 address; empty means every IPv4 interface, as in Twisted.
+  @discardableResult
+  public func listenTCP(_ port: Int, factory: Factory, backlog: Int = 511, interface: String = "") throws(TwineError)
+    -> ListeningPort
+  {
+    try ListeningPort(reactor: self, port: port, interface: interface, backlog: backlog, factory: factory)
+  }
+
+  /// Connects to `host`:`port` (a name is resolved without blocking the loop) and
+  /// serves the connection with a protocol from `factory`. Failure to connect within
+  /// `timeout` seconds ends in `clientConnectionFailed(.timedOut)`.
+  @discardableResult
+  public func connectTCP(_ host: String, _ port: Int, factory: ClientFactory, timeout: Double? = 30)
+    -> TCPConnector
+  {
+    let connector = TCPConnector(reactor: self, host: host, port: port, factory: factory, timeout: timeout)
+    connector.connect()
+    return connector
+  }
+}

@@ -1,0 +1,126 @@
+import CLibevent
+import Glibc
+import Logging
+
+/// The event loop (Twisted's reactor) on a libevent `event_base`.
+///
+/// Single-threaded: create it, listen, connect and schedule on one thread, then
+/// call ``run()`` on that thread. ``crossThread`` is the one door other threads may use.
+///
+/// ```swift
+/// let reactor = try Reactor()
+/// try reactor.listenTCP(8025, factory: Factory(Echo.self))
+/// reactor.run()
+/// ```
+public final class Reactor: Scheduler {
+  /// The `event_base` every object of this reactor registers on.
+  let base: OpaquePointer
+  /// Where connects, disconnects and accept trouble are logged (connects at debug level).
+  public var logger: Logger
+  /// Open connections by identity: each stays alive here until its bufferevent is freed.
+  var connections: [ObjectIdentifier: TCPConnection] = [:]
+  /// Listening ports, until `stopListening`.
+  var ports: [ObjectIdentifier: ListeningPort] = [:]
+  /// Pending delayed calls, until they fire or are cancelled.
+  var delayedCalls: [ObjectIdentifier: DelayedCall] = [:]
+  private var threadCaller: CrossThreadCaller!
+  private var signalEvents: [OpaquePointer] = []
+  private(set) var resolver: Resolver?
+  private var isShutDown = false
+
+  /// Turns on libevent's pthreads locking once per process; needed for ``crossThread``.
+  private static let threadsEnabled: Bool = evthread_use_pthreads() == 0
+
+  /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
+  public init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
+    guard Reactor.threadsEnabled else { throw .libevent("evthread_use_pthreads") }
+    guard let base = event_base_new() else { throw .libevent("event_base_new") }
+    self.base = base
+    self.logger = logger
+    signal(SIGPIPE, SIG_IGN)
+    do {
+      threadCaller = try CrossThreadCaller(base: base)
+    } catch {
+      event_base_free(base)
+      throw error
+    }
+  }
+
+  deinit {
+    shutdown()
+    event_base_free(base)
+  }
+
+  /// The thread-safe door into this reactor: `reactor.crossThread.callFromThread { ... }`.
+  public var crossThread: CrossThreadCaller { threadCaller }
+
+  /// Runs the loop until ``stop()``, then closes every port and connection
+  /// (`connectionLost(.reactorShutdown)`). Returns at once if already shut down.
+  public func run() {
+    guard !isShutDown else { return }
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+    shutdown()
+  }
+
+  /// Runs one pass of the loop: waits for events (unless `blocking` is false), handles them, returns.
+  public func iterate(blocking: Bool = true) {
+    guard !isShutDown else { return }
+    event_base_loop(base, EVLOOP_ONCE | (blocking ? 0 : EVLOOP_NONBLOCK))
+  }
+
+  /// Makes ``run()`` return after the callback that called this one. Safe from any callback.
+  public func stop() {
+    event_base_loopbreak(base)
+  }
+
+  /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals.
+  public func installSignalHandlers() throws(TwineError) {
+    for signum in [SIGINT, SIGTERM] {
+      let context = Unmanaged.passUnretained(self).toOpaque()
+      guard
+        let event = twine_evsignal_new(
+          base, signum,
+          { _, _, context in Unmanaged<Reactor>.fromOpaque(context!).takeUnretainedValue().stop() }, context)
+      else { throw .libevent("evsignal_new") }
+      event_add(event, nil)
+      signalEvents.append(event)
+    }
+  }
+
+  /// Stops listening, closes every connection (`.reactorShutdown`), cancels every delayed
+  /// call and closes the cross-thread door. The reactor cannot run again.
+  public func shutdown() {
+    guard !isShutDown else { return }
+    isShutDown = true
+    for port in Array(ports.values) { port.stopListening() }
+    for connection in Array(connections.values) { connection.close(.reactorShutdown) }
+    for call in Array(delayedCalls.values) { call.cancel() }
+    for event in signalEvents { event_free(event) }
+    signalEvents = []
+    resolver = nil
+    threadCaller.close()
+  }
+
+  /// The DNS resolver, made on first use.
+  func sharedResolver() throws(TwineError) -> Resolver {
+    if let resolver { return resolver }
+    let made = try Resolver(base: base)
+    resolver = made
+    return made
+  }
+
+  // MARK: Scheduler
+
+  /// Seconds on the monotonic clock.
+  public var now: Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+  }
+
+  /// Runs `body` on the reactor's thread after `delay` seconds (Twisted's `callLater`).
+  @discardableResult
+  public func callLater(_ delay: Double, _ body: @escaping () -> Void) -> any ScheduledCall {
+    DelayedCall(reactor: self, delay: delay, body: body)
+  }
+}

@@ -1,0 +1,114 @@
+import CLibevent
+
+/// An outgoing TCP connection attempt (Twisted's `Connector`): resolves the host
+/// without blocking, connects with a timeout, and tells its ``ClientFactory`` how it went.
+public final class TCPConnector: Connector {
+  private unowned let reactor: Reactor
+  private let factory: ClientFactory
+  private let timeout: Double?
+  /// The host and port being connected to.
+  public let destination: (host: String, port: Int)
+  private var lookup: Resolver.Lookup?
+  private weak var connection: TCPConnection?
+  private var attempting = false
+
+  init(reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?) {
+    self.reactor = reactor
+    self.destination = (host, port)
+    self.factory = factory
+    self.timeout = timeout
+  }
+
+  /// The reactor, for retries.
+  public var scheduler: any Scheduler { reactor }
+
+  /// Starts an attempt (resolving the host first unless it is a numeric address).
+  public func connect() {
+    guard !attempting && connection == nil else { return }
+    attempting = true
+    factory.doStart()
+    factory.startedConnecting(self)
+    let host = destination.host == "localhost" ? "127.0.0.1" : destination.host
+    if let address = NumericAddress(host: host, port: destination.port) {
+      start(address)
+      return
+    }
+    do {
+      lookup = try reactor.sharedResolver().resolve(host, port: destination.port) { [weak self] result in
+        guard let self else { return }
+        self.lookup = nil
+        switch result {
+        case .success(let address): self.start(address)
+        case .failure(let reason): self.connectionFailed(reason)
+        }
+      }
+    } catch {
+      connectionFailed(.lookupFailed(error.description))
+    }
+  }
+
+  private func start(_ address: NumericAddress) {
+    var address = address
+    guard let bev = bufferevent_socket_new(reactor.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+      connectionFailed(.error(SocketError.from(code: ENOMEM)))
+      return
+    }
+    let peer = address.withSockaddr { SocketAddress($0, length: Int($1)) } ?? SocketAddress(.ipv4(0), port: 0)
+    if let timeout {
+      var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
+      bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
+    }
+    let rc = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
+    if rc != 0 {
+      let code = twine_socket_error()
+      bufferevent_free(bev)
+      connectionFailed(.fromSocketError(code))
+      return
+    }
+    let made = TCPConnection(
+      reactor: reactor, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting)
+    connection = made  // the reactor's table keeps it alive
+  }
+
+  /// Stops an attempt in progress; the factory hears nothing of it.
+  public func stopConnecting() {
+    guard attempting else { return }
+    attempting = false
+    lookup?.cancel()
+    lookup = nil
+    if let connection, connection.state == .connecting {
+      self.connection = nil
+      connection.close(.aborted)
+    }
+    factory.doStop()
+  }
+
+  /// Closes the connection (flushing first) or stops the attempt.
+  public func disconnect() {
+    if let connection, connection.state != .connecting {
+      connection.loseConnection()
+    } else {
+      stopConnecting()
+    }
+  }
+
+  // MARK: From the connection
+
+  func connectionEstablished(_ connection: TCPConnection) {
+    attempting = false
+  }
+
+  func connectionFailed(_ reason: CloseReason) {
+    guard attempting else { return }
+    attempting = false
+    connection = nil
+    factory.clientConnectionFailed(self, reason: reason)
+    factory.doStop()
+  }
+
+  func connectionLost(_ reason: CloseReason) {
+    connection = nil
+    factory.clientConnectionLost(self, reason: reason)
+    factory.doStop()
+  }
+}

@@ -1,0 +1,44 @@
+import CLibevent
+import Glibc
+
+/// Errors the reactor throws, each with its cause.
+public enum TwineError: Error, Sendable, CustomStringConvertible {
+  /// Binding or listening failed, e.g. the port is in use (`EADDRINUSE`).
+  case cannotListen(interface: String, port: Int, cause: SocketError)
+  /// An interface or host was not a numeric IPv4 or IPv6 address.
+  case badAddress(String)
+  /// libevent could not make an object (event base, event, bufferevent); the text names it.
+  case libevent(String)
+
+  public var description: String {
+    switch self {
+    case .cannotListen(let interface, let port, let cause):
+      let shown = interface.isEmpty ? "*" : interface
+      return "cannot listen on \(shown):\(port): \(cause.message)"
+    case .badAddress(let text): return "not a numeric IP address: \(text)"
+    case .libevent(let what): return "libevent failed: \(what)"
+    }
+  }
+}
+
+extension SocketError {
+  /// The error for errno value `code`, with libevent's text for it.
+  static func from(code: Int32) -> SocketError {
+    SocketError(code: code, message: String(cString: strerror(code)))
+  }
+
+  /// The error of the last failed socket call on this thread.
+  static func current() -> SocketError { from(code: twine_socket_error()) }
+}
+
+extension CloseReason {
+  /// The reason a socket error ends a connection with.
+  static func fromSocketError(_ code: Int32) -> CloseReason {
+    switch code {
+    case ECONNRESET, EPIPE: .reset
+    case ETIMEDOUT: .timedOut
+    case ECONNREFUSED: .connectionRefused
+    default: .error(SocketError.from(code: code))
+    }
+  }
+}

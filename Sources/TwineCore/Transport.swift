@@ -1,0 +1,54 @@
+/// The connection a ``Protocol`` writes to (Twisted's `ITransport`).
+///
+/// All methods are called on the reactor's thread. After the connection has
+/// closed, writes are ignored and the other calls do nothing.
+public protocol Transport: AnyObject {
+  /// Queues `data` for sending. Copies at most once; `data` may be a view
+  /// handed to `dataReceived`.
+  func write(_ data: RawSpan)
+
+  /// Stops reading, sends everything queued, then closes; `connectionLost(.closedByUs)` follows.
+  func loseConnection()
+
+  /// Closes now, discarding queued output; `connectionLost(.aborted)` follows.
+  func abortConnection()
+
+  /// Stops delivering `dataReceived` until ``resumeProducing()``.
+  func pauseProducing()
+
+  /// Resumes delivery after ``pauseProducing()``; bytes that arrived meanwhile come first.
+  func resumeProducing()
+
+  /// The remote end's address.
+  var peer: SocketAddress { get }
+
+  /// The local end's address.
+  var host: SocketAddress { get }
+
+  /// Bytes queued but not yet handed to the kernel.
+  var pendingWriteCount: Int { get }
+
+  /// Turns Nagle's algorithm off (`true`) or on. Throws the socket error.
+  func setTCPNoDelay(_ enabled: Bool) throws(SocketError)
+
+  /// Turns TCP keep-alive probes on or off. Throws the socket error.
+  func setKeepAlive(_ enabled: Bool) throws(SocketError)
+}
+
+extension Transport {
+  /// Queues the bytes of `bytes`.
+  public func write(_ bytes: [UInt8]) {
+    bytes.withUnsafeBytes { write($0.bytes) }
+  }
+
+  /// Queues the UTF-8 bytes of `string`.
+  public func write(_ string: String) {
+    var string = string
+    string.withUTF8 { write(UnsafeRawBufferPointer($0).bytes) }
+  }
+
+  /// Queues each buffer in turn (Twisted's `writeSequence`).
+  public func writeSequence(_ parts: [[UInt8]]) {
+    for part in parts { write(part) }
+  }
+}

@@ -1,0 +1,20 @@
+import ArgumentParser
+import Logging
+
+/// Options every server subcommand takes.
+struct ServerOptions: ParsableArguments {
+  @Option(help: "TCP port to listen on (0 picks a free one).")
+  var port: Int = 8025
+
+  @Option(help: "Numeric IPv4 or IPv6 address to listen on.")
+  var interface: String = "127.0.0.1"
+
+  @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+  var logLevel: Logger.Level = .info
+
+  func validate() throws {
+    guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+  }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

@@ -3,7 +3,9 @@ import CLibevent
 /// A closure the reactor runs once after a delay (Twisted's `DelayedCall`).
 /// Owns one libevent timer `event`, freed when it fires, is cancelled, or the reactor shuts down.
 public final class DelayedCall: ScheduledCall {
-  private unowned let reactor: Reactor
+  /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
+  /// and nothing reads `reactor` once the handle is gone (that also makes reads in the reactor's deinit legal).
+  private unowned(unsafe) let reactor: Reactor
   private var event: OpaquePointer?
   private var body: (() -> Void)?
   /// When it will run, on the reactor's monotonic clock.

@@ -3,7 +3,9 @@ import CLibevent
 /// A listening TCP socket (Twisted's `IListeningPort`). Owns one `evconnlistener`
 /// and, while accepting is backed off, one timer event.
 public final class ListeningPort {
-  private unowned let reactor: Reactor
+  /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
+  /// and nothing reads `reactor` once the handle is gone (that also makes reads in the reactor's deinit legal).
+  private unowned(unsafe) let reactor: Reactor
   private var listener: OpaquePointer?
   private var backoffTimer: OpaquePointer?
   /// The factory that builds a protocol per accepted connection.

@@ -27,6 +27,8 @@ public final class Reactor: Scheduler {
   private var signalEvents: [OpaquePointer] = []
   private(set) var resolver: Resolver?
   private var isShutDown = false
+  /// Set by ``stop()``; a stop asked for before ``run()`` is kept, not lost.
+  private var stopRequested = false
 
   /// Turns on libevent's pthreads locking once per process; needed for ``crossThread``.
   private static let threadsEnabled: Bool = evthread_use_pthreads() == 0
@@ -58,7 +60,8 @@ public final class Reactor: Scheduler {
   /// (`connectionLost(.reactorShutdown)`). Returns at once if already shut down.
   public func run() {
     guard !isShutDown else { return }
-    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+    if !stopRequested { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY) }
+    stopRequested = false
     shutdown()
   }
 
@@ -68,8 +71,10 @@ public final class Reactor: Scheduler {
     event_base_loop(base, EVLOOP_ONCE | (blocking ? 0 : EVLOOP_NONBLOCK))
   }
 
-  /// Makes ``run()`` return after the callback that called this one. Safe from any callback.
+  /// Makes ``run()`` return after the callback that called this one (or at once, if
+  /// called before it). Safe from any callback on the reactor's thread.
   public func stop() {
+    stopRequested = true
     event_base_loopbreak(base)
   }
 

@@ -16,9 +16,12 @@ import CLibevent
 final class TCPConnection: Transport {
   enum State { case connecting, open, disconnecting, closed }
 
-  private unowned let reactor: Reactor
+  /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
+  /// and nothing reads `reactor` once the handle is gone (that also makes reads in the reactor's deinit legal).
+  private unowned(unsafe) let reactor: Reactor
   private var bev: OpaquePointer?
-  private let fd: Int32
+  /// The socket, owned by the bufferevent.
+  let fd: Int32
   private(set) var state: State
   /// The protocol, until the connection closes (that breaks the protocol ↔ transport cycle).
   private var proto: Protocol?

@@ -3,7 +3,8 @@ import CLibevent
 /// An outgoing TCP connection attempt (Twisted's `Connector`): resolves the host
 /// without blocking, connects with a timeout, and tells its ``ClientFactory`` how it went.
 public final class TCPConnector: Connector {
-  private unowned let reactor: Reactor
+  /// Weak: a connector may outlive its reactor; it then does nothing.
+  private weak var reactor: Reactor?
   private let factory: ClientFactory
   private let timeout: Double?
   /// The host and port being connected to.
@@ -19,12 +20,12 @@ public final class TCPConnector: Connector {
     self.timeout = timeout
   }
 
-  /// The reactor, for retries.
-  public var scheduler: any Scheduler { reactor }
+  /// The reactor, for retries; nil once it is gone.
+  public var scheduler: (any Scheduler)? { reactor }
 
   /// Starts an attempt (resolving the host first unless it is a numeric address).
   public func connect() {
-    guard !attempting && connection == nil else { return }
+    guard let reactor, !attempting && connection == nil else { return }
     attempting = true
     factory.doStart()
     factory.startedConnecting(self)
@@ -48,6 +49,7 @@ public final class TCPConnector: Connector {
   }
 
   private func start(_ address: NumericAddress) {
+    guard let reactor else { return }
     var address = address
     guard let bev = bufferevent_socket_new(reactor.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
       connectionFailed(.error(SocketError.from(code: ENOMEM)))

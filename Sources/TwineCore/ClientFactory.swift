@@ -8,8 +8,8 @@ public protocol Connector: AnyObject {
   func disconnect()
   /// The host and port being connected to.
   var destination: (host: String, port: Int) { get }
-  /// The clock to schedule retries on (the reactor).
-  var scheduler: any Scheduler { get }
+  /// The clock to schedule retries on (the reactor); nil once it is gone.
+  var scheduler: (any Scheduler)? { get }
 }
 
 /// A ``Factory`` for outgoing connections: it also hears how attempts fail and

@@ -15,8 +15,8 @@ open class Protocol {
   /// ``connectionMade()``. It stays set after the connection closes, where writes are no-ops.
   public internal(set) var transport: (any Transport)!
 
-  /// The factory that built this protocol (set by ``Factory/buildProtocol(_:)``), or nil.
-  public internal(set) var factory: Factory?
+  /// The factory that built this protocol (``Factory/buildProtocol(_:)`` sets it; an override should too), or nil.
+  public var factory: Factory?
 
   /// True between ``makeConnection(_:)`` and ``connectionLost(_:)``.
   public internal(set) var connected = false

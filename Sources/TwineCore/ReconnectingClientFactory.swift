@@ -48,7 +48,7 @@ open class ReconnectingClientFactory: ClientFactory {
       let spread = delay * jitter
       delay = max(0, delay + Double.random(in: -spread...spread, using: &generator))
     }
-    pendingCall = connector.scheduler.callLater(delay) { [weak self, connector] in
+    pendingCall = connector.scheduler?.callLater(delay) { [weak self, connector] in
       self?.pendingCall = nil
       connector.connect()
     }

@@ -1,0 +1,67 @@
+import Synchronization
+import Testing
+import TutorialServers
+
+@testable import Twine
+
+/// Counts its live instances, to find leaked protocols.
+final class CountedEcho: Protocol {
+  static let live = Atomic<Int>(0)
+  required init() {
+    super.init()
+    Self.live.add(1, ordering: .relaxed)
+  }
+  deinit { Self.live.subtract(1, ordering: .relaxed) }
+  override func dataReceived(_ data: RawSpan) { transport.write(data) }
+}
+
+@Suite("Connection churn", .serialized)
+struct ChurnTests {
+  @Test("10,000 connect/echo/disconnect cycles: counters exact, nothing left alive")
+  func tenThousandCycles() throws {
+    let total = 10_000
+    let inFlight = 50
+    let before = CountedEcho.live.load(ordering: .relaxed)
+    do {
+      let reactor = try Reactor()
+      let server = Factory(CountedEcho.self)
+      let port = try listen(reactor, server)
+      let clients = ClientMaker()
+      var started = 0
+      var finished = 0
+      var clean = 0
+      func startOne() {
+        started += 1
+        reactor.connectTCP("127.0.0.1", port, factory: clients)
+      }
+      clients.configure = { client in
+        client.message = [UInt8(truncatingIfNeeded: started)]
+        client.expecting = 1
+        client.done = { client in
+          finished += 1
+          if client.received.count == 1 && client.lostReason == .closedByUs { clean += 1 }
+          clients.clients.removeAll { $0 === client }
+          if started < total {
+            startOne()
+          } else if finished == total {
+            reactor.stop()
+          }
+        }
+      }
+      clients.onFailure = { _ in
+        finished += 1
+        if started < total { startOne() }
+      }
+      for _ in 0..<inFlight { startOne() }
+      run(reactor, timeout: 120)
+      #expect(finished == total)
+      #expect(clean == total)
+      #expect(clients.failed.isEmpty)
+      #expect(server.counters.accepted == total)
+      #expect(server.counters.bytesIn == total && server.counters.bytesOut == total)
+      #expect(reactor.connections.isEmpty)
+      #expect(server.counters.live == 0)
+    }
+    #expect(CountedEcho.live.load(ordering: .relaxed) == before, "protocols leaked")
+  }
+}

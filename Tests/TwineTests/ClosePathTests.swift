@@ -1,0 +1,154 @@
+import Glibc
+import Testing
+import TutorialServers
+
+@testable import Twine
+
+/// Writes `size` bytes on connect, then loseConnection.
+final class BulkWriter: Protocol {
+  nonisolated(unsafe) static var size = 16 << 20
+  nonisolated(unsafe) static var lost: [CloseReason] = []
+  override func connectionMade() {
+    transport.write(pattern(Self.size, seed: 7))
+    transport.loseConnection()
+    transport.write([1, 2, 3])  // still accepted while disconnecting
+  }
+  override func connectionLost(_ reason: CloseReason) { Self.lost.append(reason) }
+}
+
+@Suite("Closing connections", .serialized)
+struct ClosePathTests {
+  @Test("loseConnection after writing 16 MiB delivers every byte to a slow reader")
+  func loseConnectionFlushes() throws {
+    BulkWriter.size = 16 << 20
+    BulkWriter.lost = []
+    let reactor = try Reactor()
+    let port = try listen(reactor, Factory(BulkWriter.self))
+    let clients = ClientMaker()
+    clients.configure = { client in client.done = { _ in reactor.stop() } }
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    // The client stops reading for a while so the server's queue backs up.
+    reactor.callLater(0.05) { clients.clients.first?.transport.pauseProducing() }
+    reactor.callLater(0.5) { clients.clients.first?.transport.resumeProducing() }
+    run(reactor, timeout: 30)
+    let client = try #require(clients.clients.first)
+    #expect(client.received.count == (16 << 20) + 3)
+    #expect(client.received.prefix(16 << 20).elementsEqual(pattern(16 << 20, seed: 7)))
+    #expect(client.lostReason == .closedByPeer)
+    #expect(BulkWriter.lost == [.closedByUs])
+  }
+
+  @Test("a peer reset mid-write reports .reset and the server keeps serving")
+  func peerResetMidWrite() throws {
+    final class Writer: Protocol {
+      nonisolated(unsafe) static var lost: [CloseReason] = []
+      var loop: LoopingCall?
+      override func connectionMade() {
+        let chunk = [UInt8](repeating: 7, count: 64 << 10)
+        loop = LoopingCall(DelayedCallHost.reactor!) { [unowned self] in self.transport.write(chunk) }
+        loop?.start(interval: 0.001)
+      }
+      override func connectionLost(_ reason: CloseReason) {
+        loop?.stop()
+        Self.lost.append(reason)
+      }
+    }
+    let reactor = try Reactor()
+    DelayedCallHost.reactor = reactor
+    defer { DelayedCallHost.reactor = nil }
+    Writer.lost = []
+    let port = try listen(reactor, Factory(Writer.self))
+    let echoPort = try listen(reactor, Factory(Echo.self))
+    let clients = ClientMaker()
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    reactor.callLater(0.2) {
+      // Reset: SO_LINGER 0 then close with unread data.
+      let fd = (clients.clients.first?.transport as? TCPConnection).map { $0.fd } ?? -1
+      var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+      setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+      clients.clients.first?.transport.abortConnection()
+    }
+    let echoClients = ClientMaker()
+    echoClients.configure = { client in
+      client.message = [9, 9]
+      client.expecting = 2
+      client.done = { _ in reactor.stop() }
+    }
+    let watch = LoopingCall(reactor) {
+      if !Writer.lost.isEmpty && echoClients.clients.isEmpty {
+        reactor.connectTCP("127.0.0.1", echoPort, factory: echoClients)
+      }
+    }
+    watch.start(interval: 0.01)
+    run(reactor)
+    watch.stop()
+    #expect(Writer.lost == [.reset])
+    #expect(echoClients.clients.first?.received == [9, 9])
+  }
+
+  @Test("loseConnection and abortConnection from inside dataReceived are safe, and later writes are no-ops")
+  func closeInsideCallbacks() throws {
+    final class Closer: Protocol {
+      nonisolated(unsafe) static var lost: [CloseReason] = []
+      override func dataReceived(_ data: RawSpan) {
+        transport.write(data)
+        if data.byteCount > 0 && data.withUnsafeBytes({ $0[0] }) == UInt8(ascii: "a") {
+          transport.abortConnection()
+        } else {
+          transport.loseConnection()
+        }
+        transport.loseConnection()
+        transport.abortConnection()
+      }
+      override func connectionLost(_ reason: CloseReason) {
+        Self.lost.append(reason)
+        transport.write("after close")  // ignored, not a crash
+        transport.pauseProducing()
+        transport.resumeProducing()
+      }
+    }
+    Closer.lost = []
+    let reactor = try Reactor()
+    let server = Factory(Closer.self)
+    let port = try listen(reactor, server)
+    let clients = ClientMaker()
+    var done = 0
+    clients.configure = { client in
+      client.message = Array((done == 0 ? "abort" : "lose").utf8)
+      client.done = { _ in
+        done += 1
+        if done == 2 { reactor.stop() }
+      }
+    }
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    reactor.callLater(0.1) { reactor.connectTCP("127.0.0.1", port, factory: clients) }
+    run(reactor)
+    #expect(Closer.lost.sorted { "\($0)" < "\($1)" } == [.aborted, .closedByUs])
+    #expect(clients.clients.last?.received == Array("lose".utf8))
+    #expect(server.counters.live == 0)
+    #expect(reactor.connections.isEmpty)
+  }
+
+  @Test("stopping the reactor closes open connections with .reactorShutdown")
+  func shutdownClosesConnections() throws {
+    final class Holder: Protocol {
+      nonisolated(unsafe) static var lost: [CloseReason] = []
+      override func connectionLost(_ reason: CloseReason) { Self.lost.append(reason) }
+    }
+    Holder.lost = []
+    let reactor = try Reactor()
+    let port = try listen(reactor, Factory(Holder.self))
+    let clients = ClientMaker()
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    reactor.callLater(0.2) { reactor.stop() }
+    run(reactor)
+    #expect(Holder.lost == [.reactorShutdown])
+    #expect(clients.clients.first?.lostReason == .reactorShutdown)
+    #expect(reactor.connections.isEmpty && reactor.ports.isEmpty)
+  }
+}
+
+/// Lets a protocol class reach the test's reactor.
+enum DelayedCallHost {
+  nonisolated(unsafe) static var reactor: Reactor?
+}

@@ -24,6 +24,11 @@ public final class Reactor: Scheduler {
   /// Pending delayed calls, until they fire or are cancelled.
   var delayedCalls: [ObjectIdentifier: DelayedCall] = [:]
   private var threadCaller: CrossThreadCaller!
+  /// Every connection reads into this one buffer and lends it to `dataReceived`; callbacks
+  /// never nest, so one buffer per reactor serves all its connections.
+  let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 10, alignment: 16)
+  /// True while `run()` or `iterate()` is dispatching: the loop is not re-entrant.
+  private var dispatching = false
   private var signalEvents: [OpaquePointer] = []
   private(set) var resolver: Resolver?
   private var isShutDown = false
@@ -51,24 +56,33 @@ public final class Reactor: Scheduler {
   deinit {
     shutdown()
     event_base_free(base)
+    readBuffer.deallocate()
   }
 
   /// The thread-safe door into this reactor: `reactor.crossThread.callFromThread { ... }`.
   public var crossThread: CrossThreadCaller { threadCaller }
 
   /// Runs the loop until ``stop()``, then closes every port and connection
-  /// (`connectionLost(.reactorShutdown)`). Returns at once if already shut down.
+  /// (`connectionLost(.reactorShutdown)`). Returns at once if already shut down or
+  /// when called from inside a callback (the loop is not re-entrant).
   public func run() {
-    guard !isShutDown else { return }
-    if !stopRequested { event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY) }
+    guard !isShutDown, !dispatching else { return }
+    if !stopRequested {
+      dispatching = true
+      event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+      dispatching = false
+    }
     stopRequested = false
     shutdown()
   }
 
   /// Runs one pass of the loop: waits for events (unless `blocking` is false), handles them, returns.
+  /// Does nothing when called from inside a callback: the loop is not re-entrant.
   public func iterate(blocking: Bool = true) {
-    guard !isShutDown else { return }
+    guard !isShutDown, !dispatching else { return }
+    dispatching = true
     event_base_loop(base, EVLOOP_ONCE | (blocking ? 0 : EVLOOP_NONBLOCK))
+    dispatching = false
   }
 
   /// Makes ``run()`` return after the callback that called this one (or at once, if

@@ -1,25 +1,32 @@
 import CLibevent
 
 /// One TCP connection: the ``Transport`` a protocol writes to. Owns one
-/// `bufferevent` (`BEV_OPT_CLOSE_ON_FREE`, so it owns the socket too) and its protocol.
+/// `bufferevent` (`BEV_OPT_CLOSE_ON_FREE`, so it owns the socket too), the read
+/// `event` on its socket, and its protocol.
 ///
 /// Every way a connection ends goes through ``close(_:)``; ``finishClose(_:)``
-/// is the one place the bufferevent is freed, the counters updated and
-/// `connectionLost` called.
+/// is the one place the bufferevent and the read event are freed, the counters
+/// updated and `connectionLost` called.
 ///
-/// The data path: libevent reads at most 4 KiB per read callback on 2.1.12, so the
-/// read callback tops the input buffer up straight from the socket
-/// (`evbuffer_reserve_space` + `readv` + `evbuffer_commit_space`), then hands each
-/// chain to `dataReceived` as a borrowed `RawSpan` and drains it. `write` sends
-/// straight to the socket when nothing is queued, and queues only what the
-/// kernel did not take (one copy, into the output evbuffer).
+/// The data path (see BENCHMARKS.md for what each choice bought):
+/// - Reading: libevent 2.1's bufferevent reads at most 4 KiB per callback and asks
+///   `FIONREAD` first, so a 64 KiB message costs 16 callbacks and 32 syscalls, and
+///   chains that split one message into several `dataReceived` calls. The bufferevent's
+///   read side is therefore never enabled: a persistent `EV_READ` event of our own reads
+///   with one `recv` into the reactor's shared read buffer and hands it to `dataReceived`
+///   as a borrowed `RawSpan`: no copy, no allocation, one syscall per read.
+/// - Writing: the bufferevent. `write` sends straight to the socket when nothing is
+///   queued (no extra loop turn, no `epoll_ctl`), and queues in the output evbuffer only
+///   what the kernel did not take (one copy). libevent flushes it, reports write errors,
+///   and tells us when it drained (for `loseConnection`).
 final class TCPConnection: Transport {
   enum State { case connecting, open, disconnecting, closed }
 
-  /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
-  /// and nothing reads `reactor` once the handle is gone (that also makes reads in the reactor's deinit legal).
+  /// Unowned(unsafe): the reactor frees this object's libevent handles in its shutdown, before it goes,
+  /// and nothing reads `reactor` once the handles are gone (that also makes reads in the reactor's deinit legal).
   private unowned(unsafe) let reactor: Reactor
   private var bev: OpaquePointer?
+  private var readEvent: OpaquePointer?
   /// The socket, owned by the bufferevent.
   let fd: Int32
   private(set) var state: State
@@ -33,17 +40,15 @@ final class TCPConnection: Transport {
   private var callbackDepth = 0
   private var pendingClose: CloseReason?
   private var paused = false
-  /// The peer closed its side during a top-up read; handled after delivery.
+  /// The peer sent FIN; we may still be flushing to it.
   private var peerClosed = false
-  /// A socket error seen by a direct send or a top-up read; reported by the close.
-  private var socketError: Int32 = 0
+  /// A socket error seen by a direct send; libevent's own write meets it again and reports it.
+  private var sendError: Int32 = 0
   private var counted = false
   private(set) var peerAddress: SocketAddress
 
-  /// How much one read callback may read past libevent's 4 KiB, so one busy connection cannot starve the rest.
-  private static let readBudget = 1 << 20
-  /// The space asked of the input buffer per top-up `readv`.
-  private static let topUpChunk = 64 << 10
+  /// Reads one callback may do before yielding to other connections (each fills the read buffer).
+  private static let readsPerCallback = 8
 
   /// Wraps an accepted socket (server side) or a connecting bufferevent (client side).
   init(
@@ -61,88 +66,60 @@ final class TCPConnection: Transport {
     reactor.connections[ObjectIdentifier(self)] = self
     let context = Unmanaged.passUnretained(self).toOpaque()
     bufferevent_setcb(
-      bev,
-      { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().readable() },
+      bev, nil,
       { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().writeDrained() },
       { _, what, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().event(what) },
       context)
+    readEvent = event_new(
+      reactor.base, fd, Int16(EV_READ | EV_PERSIST),
+      { _, _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().readable() }, context)
   }
 
-  deinit { assert(bev == nil, "TCPConnection freed with its bufferevent alive") }
+  deinit { assert(bev == nil && readEvent == nil, "TCPConnection freed with its bufferevent alive") }
 
-  /// Starts a server-side connection: builds the protocol's connection and starts reading.
+  /// Starts the connection with its protocol: counts it, turns Nagle off, starts reading, `connectionMade`.
   func start(with proto: Protocol) {
+    guard readEvent != nil else {
+      reactor.logger.error("event_new failed; connection dropped", metadata: ["peer": "\(peerAddress)"])
+      close(.error(SocketError.from(code: ENOMEM)))
+      return
+    }
     self.proto = proto
     counted = true
     counters.noteOpened()
     state = .open
-    bufferevent_enable(bev, Int16(EV_READ))
+    var one: Int32 = 1
+    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    event_add(readEvent, nil)
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
     inCallback { proto.makeConnection(self) }
   }
 
   // MARK: Callbacks from libevent
 
+  /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
-    guard let bev else { return }
+    guard bev != nil else { return }
+    let buffer = reactor.readBuffer
     inCallback {
-      let input = bufferevent_get_input(bev)!
-      topUp(input)
-      deliver(input)
-      if peerClosed && state == .open { peerFinished() }
-    }
-  }
-
-  /// Reads what the socket holds past libevent's 4 KiB cap into the input buffer.
-  private func topUp(_ input: OpaquePointer) {
-    guard evbuffer_get_length(input) >= 4096 else { return }
-    var total = 0
-    withUnsafeTemporaryAllocation(of: iovec.self, capacity: 2) { vecs in
-      while total < Self.readBudget {
-        let reserved = evbuffer_reserve_space(input, Self.topUpChunk, vecs.baseAddress, 2)
-        guard reserved > 0 else { return }
-        let got = readv(fd, vecs.baseAddress, reserved)
-        if got <= 0 {
-          evbuffer_commit_space(input, vecs.baseAddress, 0)
-          if got == 0 {
-            peerClosed = true
-          } else {
-            let code = twine_socket_error()
-            if code != EAGAIN && code != EWOULDBLOCK && code != EINTR { socketError = code }
-          }
+      for _ in 0..<Self.readsPerCallback {
+        guard state == .open && !paused, let proto else { return }
+        let got = recv(fd, buffer.baseAddress, buffer.count, 0)
+        if got > 0 {
+          counters.noteBytesIn(got)
+          proto.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<got]).bytes)
+          if got < buffer.count { return }  // drained; level-triggered epoll calls again if more comes
+        } else if got == 0 {
+          peerFinished()
+          return
+        } else {
+          let code = twine_socket_error()
+          if code == EINTR { continue }
+          if code != EAGAIN && code != EWOULDBLOCK { close(.fromSocketError(code)) }
           return
         }
-        var left = got
-        for i in 0..<Int(reserved) {
-          let used = min(left, vecs[i].iov_len)
-          vecs[i].iov_len = used
-          left -= used
-        }
-        evbuffer_commit_space(input, vecs.baseAddress, reserved)
-        total += got
-        if got < Self.topUpChunk { return }
       }
     }
-  }
-
-  /// Hands the input buffer's chains to the protocol as borrowed views, draining what was handed up.
-  private func deliver(_ input: OpaquePointer) {
-    withUnsafeTemporaryAllocation(of: iovec.self, capacity: Int(TWINE_MAX_IOVECS)) { vecs in
-      while !paused && state == .open && evbuffer_get_length(input) > 0, let proto {
-        let count = Int(evbuffer_peek(input, -1, nil, vecs.baseAddress, TWINE_MAX_IOVECS))
-        guard count > 0 else { return }
-        var handed = 0
-        for i in 0..<min(count, Int(TWINE_MAX_IOVECS)) {
-          let chunk = UnsafeRawBufferPointer(start: vecs[i].iov_base, count: vecs[i].iov_len)
-          handed += chunk.count
-          proto.dataReceived(chunk.bytes)
-          if paused || state != .open { break }
-        }
-        evbuffer_drain(input, handed)
-        counters.noteBytesIn(handed)
-      }
-    }
-    if socketError != 0 && state != .closed { close(.fromSocketError(socketError)) }
   }
 
   private func writeDrained() {
@@ -159,27 +136,30 @@ final class TCPConnection: Transport {
     inCallback {
       if what & BEV_EVENT_CONNECTED != 0 {
         connected()
-      } else if what & BEV_EVENT_EOF != 0 {
-        peerClosed = true
-        if let bev { deliver(bufferevent_get_input(bev)) }
-        peerFinished()
       } else if what & BEV_EVENT_TIMEOUT != 0 {
         close(.timedOut)
       } else if what & BEV_EVENT_ERROR != 0 {
-        close(.fromSocketError(socketError != 0 ? socketError : code))
+        close(.fromSocketError(sendError != 0 ? sendError : code))
+      } else if what & BEV_EVENT_EOF != 0 {
+        peerFinished()
       }
     }
   }
 
   /// The peer sent FIN: flush what is queued (the peer may still read), then close.
   private func peerFinished() {
+    peerClosed = true
     guard let bev, state == .open || state == .disconnecting else { return }
+    stopReading()
     if evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
       close(.closedByPeer)
     } else {
       state = .disconnecting
-      bufferevent_disable(bev, Int16(EV_READ))
     }
+  }
+
+  private func stopReading() {
+    if let readEvent { event_del(readEvent) }
   }
 
   /// A client connection completed: build the protocol and start.
@@ -216,7 +196,7 @@ final class TCPConnection: Transport {
     counters.noteBytesOut(count)
     data.withUnsafeBytes { bytes in
       var offset = 0
-      if state != .connecting && socketError == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
+      if state != .connecting && sendError == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
         let sent = send(fd, bytes.baseAddress, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
         if sent == count { return }
         if sent > 0 {
@@ -225,7 +205,7 @@ final class TCPConnection: Transport {
           let code = twine_socket_error()
           if code != EAGAIN && code != EWOULDBLOCK && code != EINTR {
             // Queue it anyway: libevent's own write hits the same error and reports it.
-            socketError = code
+            sendError = code
           }
         }
       }
@@ -240,7 +220,7 @@ final class TCPConnection: Transport {
       close(.aborted)
     case .open:
       state = .disconnecting
-      bufferevent_disable(bev, Int16(EV_READ))
+      stopReading()
       if evbuffer_get_length(bufferevent_get_output(bev)) == 0 { close(.closedByUs) }
     case .disconnecting, .closed:
       return
@@ -250,20 +230,15 @@ final class TCPConnection: Transport {
   func abortConnection() { close(.aborted) }
 
   func pauseProducing() {
-    guard let bev, !paused else { return }
+    guard bev != nil, !paused else { return }
     paused = true
-    bufferevent_disable(bev, Int16(EV_READ))
+    stopReading()
   }
 
   func resumeProducing() {
-    guard let bev, paused else { return }
+    guard bev != nil, paused else { return }
     paused = false
-    guard state == .open else { return }
-    bufferevent_enable(bev, Int16(EV_READ))
-    if evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
-      // Bytes read before the pause: deliver them from the loop, not from inside this call.
-      bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
-    }
+    if state == .open { event_add(readEvent, nil) }
   }
 
   var peer: SocketAddress { peerAddress }
@@ -305,9 +280,13 @@ final class TCPConnection: Transport {
     }
   }
 
-  /// The one place a bufferevent is freed, the counters updated and `connectionLost` called.
+  /// The one place a bufferevent and its read event are freed, the counters updated and `connectionLost` called.
   private func finishClose(_ reason: CloseReason) {
     withExtendedLifetime(self) {
+      if let readEvent {
+        event_free(readEvent)
+        self.readEvent = nil
+      }
       if let bev {
         if reason == .reactorShutdown { flushOnce(bev) }
         bufferevent_free(bev)  // clears the callbacks first, closes the socket

@@ -35,12 +35,8 @@ public final class Reactor: Scheduler {
   /// Set by ``stop()``; a stop asked for before ``run()`` is kept, not lost.
   private var stopRequested = false
 
-  /// Turns on libevent's pthreads locking once per process; needed for ``crossThread``.
-  private static let threadsEnabled: Bool = evthread_use_pthreads() == 0
-
   /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
   public init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
-    guard Reactor.threadsEnabled else { throw .libevent("evthread_use_pthreads") }
     guard let base = event_base_new() else { throw .libevent("event_base_new") }
     self.base = base
     self.logger = logger

@@ -10,6 +10,7 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   /// libevent could not make an object (event base, event, bufferevent); the text names it.
   case libevent(String)
 
+  /// A one-line message for users, cause included.
   public var description: String {
     switch self {
     case .cannotListen(let interface, let port, let cause):

@@ -11,6 +11,7 @@ public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
     self.message = message
   }
 
+  /// `message (errno code)`.
   public var description: String { "\(message) (errno \(code))" }
 }
 
@@ -41,6 +42,7 @@ public enum CloseReason: Error, Sendable, Hashable, CustomStringConvertible {
   /// (Twisted's `ConnectionDone`); false for every kind of `ConnectionLost`.
   public var isClean: Bool { self == .closedByUs || self == .closedByPeer }
 
+  /// A short English phrase for logs.
   public var description: String {
     switch self {
     case .closedByUs: "connection closed cleanly"

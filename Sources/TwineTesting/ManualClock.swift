@@ -13,6 +13,7 @@ public final class ManualClock: Scheduler {
   /// Calls still waiting, soonest first.
   public var pendingCalls: [any ScheduledCall] { calls.filter(\.isActive).sorted(by: Self.order) }
 
+  /// Schedules `body` at `now + delay`; it runs during an ``advance(_:)`` that reaches it.
   @discardableResult
   public func callLater(_ delay: Double, _ body: @escaping () -> Void) -> any ScheduledCall {
     sequence += 1

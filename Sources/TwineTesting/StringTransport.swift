@@ -88,26 +88,31 @@ public final class StringTransport: Transport {
 
   // MARK: Transport
 
+  /// Appends `data` to ``written``; ignored after close.
   public func write(_ data: RawSpan) {
     guard closeReason == nil else { return }
     data.withUnsafeBytes { written.append(contentsOf: $0) }
     factory?.counters.noteBytesOut(data.byteCount)
   }
 
+  /// Closes cleanly at once (nothing is ever pending): `connectionLost(.closedByUs)`.
   public func loseConnection() {
     guard closeReason == nil, !disconnecting else { return }
     disconnecting = true
     close(.closedByUs)  // everything written is already "sent"
   }
 
+  /// Closes at once: `connectionLost(.aborted)`.
   public func abortConnection() {
     guard closeReason == nil else { return }
     aborted = true
     close(.aborted)
   }
 
+  /// Holds received bytes until ``resumeProducing()``.
   public func pauseProducing() { producerPaused = true }
 
+  /// Delivers held bytes and resumes delivery.
   public func resumeProducing() {
     guard producerPaused else { return }
     producerPaused = false
@@ -116,10 +121,13 @@ public final class StringTransport: Transport {
     if !held.isEmpty { receive(held) }
   }
 
+  /// Always 0: writes are taken at once.
   public var pendingWriteCount: Int { 0 }
 
+  /// Records the value in ``noDelay``.
   public func setTCPNoDelay(_ enabled: Bool) throws(SocketError) { noDelay = enabled }
 
+  /// Records the value in ``keepAlive``.
   public func setKeepAlive(_ enabled: Bool) throws(SocketError) { keepAlive = enabled }
 
   // MARK: Closing, as the real transport does it

@@ -71,6 +71,7 @@ public final class ListeningPort {
   }
 
   private func accepted(_ fd: Int32, _ sa: UnsafeMutablePointer<sockaddr>, _ length: Int) {
+    warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
@@ -113,7 +114,4 @@ public final class ListeningPort {
     guard let listener else { return }
     evconnlistener_enable(listener)
   }
-
-  /// Called when an accept succeeds again after exhaustion (re-arms the one-time warning).
-  func noteRecovered() { warnedExhaustion = false }
 }

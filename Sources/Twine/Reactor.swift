@@ -90,6 +90,12 @@ public final class Reactor: Scheduler {
 
   /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals.
   public func installSignalHandlers() throws(TwineError) {
+    // A parent may have started us with these blocked (the mask is inherited): unblock them.
+    var mask = sigset_t()
+    sigemptyset(&mask)
+    sigaddset(&mask, SIGINT)
+    sigaddset(&mask, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &mask, nil)
     for signum in [SIGINT, SIGTERM] {
       let context = Unmanaged.passUnretained(self).toOpaque()
       guard

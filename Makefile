@@ -42,7 +42,8 @@ test-debug:
 
 test-asan:
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
-	ASAN_OPTIONS=detect_leaks=1 $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
+	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath .lsan-suppressions) \
+	  $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
 
 smoke: build
 	$(MAKE) -C Benchmarks smoke TWINE=$(abspath $(TWINE_RELEASE))

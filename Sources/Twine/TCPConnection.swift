@@ -32,10 +32,11 @@ final class TCPConnection: Transport {
   private(set) var state: State
   /// The protocol, until the connection closes (that breaks the protocol ↔ transport cycle).
   private var proto: Protocol?
-  private let factory: Factory
+  /// The factory, until the connection closes.
+  private var factory: Factory?
   private let counters: ConnectionCounters
-  /// For client connections: the connector to tell about failure or loss.
-  private let connector: TCPConnector?
+  /// For client connections: the connector to tell about failure or loss, until the connection closes.
+  private var connector: TCPConnector?
   /// Callbacks for this connection on the stack; a close inside one waits for it to end.
   private var callbackDepth = 0
   private var pendingClose: CloseReason?
@@ -164,7 +165,7 @@ final class TCPConnection: Transport {
 
   /// A client connection completed: build the protocol and start.
   private func connected() {
-    guard state == .connecting, let bev, let connector else { return }
+    guard state == .connecting, let bev, let connector, let factory else { return }
     bufferevent_set_timeouts(bev, nil, nil)
     if let peer = SocketAddress.of(fd: fd, peer: true) { peerAddress = peer }
     guard let proto = factory.buildProtocol(peerAddress) else {
@@ -293,8 +294,13 @@ final class TCPConnection: Transport {
         self.bev = nil
       }
       reactor.connections[ObjectIdentifier(self)] = nil
+      // Let go of everything but the closed socket's identity: a protocol that keeps its
+      // transport must not keep its factory, connector or anything else alive through it.
       let proto = self.proto
+      let connector = self.connector
       self.proto = nil
+      self.connector = nil
+      self.factory = nil
       if counted {
         counters.noteClosed()
         reactor.logger.debug("connection lost", metadata: ["peer": "\(peerAddress)", "reason": "\(reason)"])

@@ -62,7 +62,7 @@ struct ClientTests {
     factory.initialDelay = 0.01
     factory.factor = 1.5
     factory.maxDelay = 0.05
-    factory.connected = {
+    factory.connected = { [unowned factory] in
       factory.stopTrying()
       reactor.callLater(0) { reactor.stop() }
     }

@@ -53,8 +53,7 @@ final class ClientMaker: ClientFactory {
   init() { super.init(Client.self) }
 
   override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
-    let client = Client()
-    client.factory = self
+    let client = Client()  // no `factory`: the clients list would make a cycle
     configure(client)
     clients.append(client)
     return client

@@ -78,7 +78,7 @@ final class TCPConnection: Transport {
 
   deinit { assert(bev == nil && readEvent == nil, "TCPConnection freed with its bufferevent alive") }
 
-  /// Starts the connection with its protocol: counts it, turns Nagle off, starts reading, `connectionMade`.
+  /// Starts the connection with its protocol: counts it, turns Nagle off, `connectionMade`, then reads.
   func start(with proto: Protocol) {
     guard readEvent != nil else {
       reactor.logger.error("event_new failed; connection dropped", metadata: ["peer": "\(peerAddress)"])
@@ -91,9 +91,11 @@ final class TCPConnection: Transport {
     state = .open
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    event_add(readEvent, nil)
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
     inCallback { proto.makeConnection(self) }
+    // Registered only now: a protocol that greets and closes in connectionMade (HelloHD)
+    // never costs an epoll_ctl add and delete.
+    if state == .open && !paused { event_add(readEvent, nil) }
   }
 
   // MARK: Callbacks from libevent

@@ -17,8 +17,8 @@ public final class Reactor: Scheduler {
   let base: OpaquePointer
   /// Where connects, disconnects and accept trouble are logged (connects at debug level).
   public var logger: Logger
-  /// Open connections by identity: each stays alive here until its bufferevent is freed.
-  var connections: [ObjectIdentifier: TCPConnection] = [:]
+  /// Open connections: each stays alive here until its bufferevent is freed.
+  let connections = ConnectionList()
   /// Listening ports, until `stopListening`.
   var ports: [ObjectIdentifier: ListeningPort] = [:]
   /// Pending delayed calls, until they fire or are cancelled.
@@ -114,7 +114,7 @@ public final class Reactor: Scheduler {
     guard !isShutDown else { return }
     isShutDown = true
     for port in Array(ports.values) { port.stopListening() }
-    for connection in Array(connections.values) { connection.close(.reactorShutdown) }
+    for connection in connections.all { connection.close(.reactorShutdown) }
     for call in Array(delayedCalls.values) { call.cancel() }
     for event in signalEvents { event_free(event) }
     signalEvents = []

@@ -47,6 +47,9 @@ final class TCPConnection: Transport {
   private var sendError: Int32 = 0
   private var counted = false
   private(set) var peerAddress: SocketAddress
+  /// Links in the reactor's ``ConnectionList``.
+  var listNext: TCPConnection?
+  unowned(unsafe) var listPrev: TCPConnection?
 
   /// Reads one callback may do before yielding to other connections (each fills the read buffer).
   private static let readsPerCallback = 8
@@ -64,7 +67,7 @@ final class TCPConnection: Transport {
     self.peerAddress = peer
     self.connector = connector
     self.state = state
-    reactor.connections[ObjectIdentifier(self)] = self
+    reactor.connections.insert(self)
     let context = Unmanaged.passUnretained(self).toOpaque()
     bufferevent_setcb(
       bev, nil,
@@ -92,7 +95,9 @@ final class TCPConnection: Transport {
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
-    inCallback { proto.makeConnection(self) }
+    callbackDepth += 1
+    proto.makeConnection(self)
+    leaveCallback()
     // Registered only now: a protocol that greets and closes in connectionMade (HelloHD)
     // never costs an epoll_ctl add and delete.
     if state == .open && !paused { event_add(readEvent, nil) }
@@ -103,50 +108,56 @@ final class TCPConnection: Transport {
   /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
     guard bev != nil else { return }
+    callbackDepth += 1
+    readAvailable()
+    leaveCallback()
+  }
+
+  /// Reads into the reactor's buffer until the socket is drained (or this callback's
+  /// share is used), handing each read to `dataReceived` as a borrowed view.
+  private func readAvailable() {
     let buffer = reactor.readBuffer
-    inCallback {
-      for _ in 0..<Self.readsPerCallback {
-        guard state == .open && !paused, let proto else { return }
-        let got = recv(fd, buffer.baseAddress, buffer.count, 0)
-        if got > 0 {
-          counters.noteBytesIn(got)
-          proto.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<got]).bytes)
-          if got < buffer.count { return }  // drained; level-triggered epoll calls again if more comes
-        } else if got == 0 {
-          peerFinished()
-          return
-        } else {
-          let code = twine_socket_error()
-          if code == EINTR { continue }
-          if code != EAGAIN && code != EWOULDBLOCK { close(.fromSocketError(code)) }
-          return
-        }
+    for _ in 0..<Self.readsPerCallback {
+      guard state == .open && !paused, let proto else { return }
+      let got = recv(fd, buffer.baseAddress, buffer.count, 0)
+      if got > 0 {
+        counters.noteBytesIn(got)
+        proto.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<got]).bytes)
+        if got < buffer.count { return }  // drained; level-triggered epoll calls again if more comes
+      } else if got == 0 {
+        peerFinished()
+        return
+      } else {
+        let code = twine_socket_error()
+        if code == EINTR { continue }
+        if code != EAGAIN && code != EWOULDBLOCK { close(.fromSocketError(code)) }
+        return
       }
     }
   }
 
   private func writeDrained() {
-    inCallback {
-      if state == .disconnecting, let bev, evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
-        close(peerClosed ? .closedByPeer : .closedByUs)
-      }
+    callbackDepth += 1
+    if state == .disconnecting, let bev, evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
+      close(peerClosed ? .closedByPeer : .closedByUs)
     }
+    leaveCallback()
   }
 
   private func event(_ what: Int16) {
     let code = twine_socket_error()  // read before anything else can change it
     let what = Int32(what)
-    inCallback {
-      if what & BEV_EVENT_CONNECTED != 0 {
-        connected()
-      } else if what & BEV_EVENT_TIMEOUT != 0 {
-        close(.timedOut)
-      } else if what & BEV_EVENT_ERROR != 0 {
-        close(.fromSocketError(sendError != 0 ? sendError : code))
-      } else if what & BEV_EVENT_EOF != 0 {
-        peerFinished()
-      }
+    callbackDepth += 1
+    if what & BEV_EVENT_CONNECTED != 0 {
+      connected()
+    } else if what & BEV_EVENT_TIMEOUT != 0 {
+      close(.timedOut)
+    } else if what & BEV_EVENT_ERROR != 0 {
+      close(.fromSocketError(sendError != 0 ? sendError : code))
+    } else if what & BEV_EVENT_EOF != 0 {
+      peerFinished()
     }
+    leaveCallback()
   }
 
   /// The peer sent FIN: flush what is queued (the peer may still read), then close.
@@ -179,10 +190,9 @@ final class TCPConnection: Transport {
     start(with: proto)
   }
 
-  /// Runs `body` as a callback of this connection: a close requested inside waits for it to end.
-  private func inCallback(_ body: () -> Void) {
-    callbackDepth += 1
-    body()
+  /// Ends a callback of this connection (each starts with `callbackDepth += 1`): a close
+  /// asked for inside it happens now, after everything that ran inside is done.
+  private func leaveCallback() {
     callbackDepth -= 1
     if callbackDepth == 0, let reason = pendingClose {
       pendingClose = nil
@@ -295,7 +305,7 @@ final class TCPConnection: Transport {
         bufferevent_free(bev)  // clears the callbacks first, closes the socket
         self.bev = nil
       }
-      reactor.connections[ObjectIdentifier(self)] = nil
+      reactor.connections.remove(self)
       // Let go of everything but the closed socket's identity: a protocol that keeps its
       // transport must not keep its factory, connector or anything else alive through it.
       let proto = self.proto

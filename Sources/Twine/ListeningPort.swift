@@ -78,12 +78,7 @@ public final class ListeningPort {
       evutil_closesocket(fd)
       return
     }
-    guard let bev = bufferevent_socket_new(reactor.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-      reactor.logger.error("bufferevent_socket_new failed; connection dropped", metadata: ["peer": "\(peer)"])
-      evutil_closesocket(fd)
-      return
-    }
-    TCPConnection(reactor: reactor, bev: bev, factory: factory, peer: peer, connector: nil, state: .connecting)
+    TCPConnection(reactor: reactor, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil, state: .connecting)
       .start(with: proto)
   }
 

@@ -1,12 +1,12 @@
 import CLibevent
 
-/// One TCP connection: the ``Transport`` a protocol writes to. Owns one
-/// `bufferevent` (`BEV_OPT_CLOSE_ON_FREE`, so it owns the socket too), the read
-/// `event` on its socket, and its protocol.
+/// One TCP connection: the ``Transport`` a protocol writes to. Owns its socket, the
+/// read `event` on it, the `bufferevent` that queues output (made on the first write
+/// the kernel does not take at once, `BEV_OPT_CLOSE_ON_FREE`), and its protocol.
 ///
 /// Every way a connection ends goes through ``close(_:)``; ``finishClose(_:)``
-/// is the one place the bufferevent and the read event are freed, the counters
-/// updated and `connectionLost` called.
+/// is the one place the bufferevent, the read event and the socket are freed, the
+/// counters updated and `connectionLost` called.
 ///
 /// The data path (see BENCHMARKS.md for what each choice bought):
 /// - Reading: libevent 2.1's bufferevent reads at most 4 KiB per callback and asks
@@ -16,18 +16,22 @@ import CLibevent
 ///   with one `recv` into the reactor's shared read buffer and hands it to `dataReceived`
 ///   as a borrowed `RawSpan`: no copy, no allocation, one syscall per read.
 /// - Writing: the bufferevent. `write` sends straight to the socket when nothing is
-///   queued (no extra loop turn, no `epoll_ctl`), and queues in the output evbuffer only
-///   what the kernel did not take (one copy). libevent flushes it, reports write errors,
-///   and tells us when it drained (for `loseConnection`).
+///   queued (no extra loop turn, no `epoll_ctl`), and queues in the bufferevent's output
+///   evbuffer only what the kernel did not take (one copy). libevent flushes it, reports
+///   write errors, and tells us when it drained (for `loseConnection`). The bufferevent
+///   is made on the first such write: a connection whose writes all go straight out
+///   (a greeting, most echoes) never allocates one.
 final class TCPConnection: Transport {
   enum State { case connecting, open, disconnecting, closed }
 
   /// Unowned(unsafe): the reactor frees this object's libevent handles in its shutdown, before it goes,
   /// and nothing reads `reactor` once the handles are gone (that also makes reads in the reactor's deinit legal).
   private unowned(unsafe) let reactor: Reactor
+  /// The output queue: nil until a write has to queue; it owns the socket once made.
   private var bev: OpaquePointer?
+  /// The read event; nil once the connection's handles are freed.
   private var readEvent: OpaquePointer?
-  /// The socket, owned by the bufferevent.
+  /// The socket: ours until a bufferevent takes it over (`BEV_OPT_CLOSE_ON_FREE`).
   let fd: Int32
   private(set) var state: State
   /// The protocol, until the connection closes (that breaks the protocol ↔ transport cycle).
@@ -54,32 +58,44 @@ final class TCPConnection: Transport {
   /// Reads one callback may do before yielding to other connections (each fills the read buffer).
   private static let readsPerCallback = 8
 
-  /// Wraps an accepted socket (server side) or a connecting bufferevent (client side).
+  /// Wraps an accepted socket (server side, `bev` nil) or a connecting bufferevent (client side).
   init(
-    reactor: Reactor, bev: OpaquePointer, factory: Factory, peer: SocketAddress, connector: TCPConnector?,
-    state: State
+    reactor: Reactor, fd: Int32, bev: OpaquePointer?, factory: Factory, peer: SocketAddress,
+    connector: TCPConnector?, state: State
   ) {
     self.reactor = reactor
-    self.bev = bev
-    self.fd = bufferevent_getfd(bev)
+    self.fd = fd
     self.factory = factory
     self.counters = factory.counters
     self.peerAddress = peer
     self.connector = connector
     self.state = state
     reactor.connections.insert(self)
+    if let bev { adopt(bev) }
+    let context = Unmanaged.passUnretained(self).toOpaque()
+    readEvent = event_new(
+      reactor.base, fd, Int16(EV_READ | EV_PERSIST),
+      { _, _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().readable() }, context)
+  }
+
+  deinit { assert(bev == nil && readEvent == nil, "TCPConnection freed with its libevent handles alive") }
+
+  /// Takes `bev` as the output queue: its write side only (its read side is never enabled).
+  private func adopt(_ bev: OpaquePointer) {
+    self.bev = bev
     let context = Unmanaged.passUnretained(self).toOpaque()
     bufferevent_setcb(
       bev, nil,
       { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().writeDrained() },
       { _, what, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().event(what) },
       context)
-    readEvent = event_new(
-      reactor.base, fd, Int16(EV_READ | EV_PERSIST),
-      { _, _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().readable() }, context)
   }
 
-  deinit { assert(bev == nil && readEvent == nil, "TCPConnection freed with its bufferevent alive") }
+  /// Bytes queued in the bufferevent, not yet handed to the kernel.
+  private var queued: Int {
+    guard let bev else { return 0 }
+    return evbuffer_get_length(bufferevent_get_output(bev))
+  }
 
   /// Starts the connection with its protocol: counts it, turns Nagle off, `connectionMade`, then reads.
   func start(with proto: Protocol) {
@@ -107,7 +123,7 @@ final class TCPConnection: Transport {
 
   /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
-    guard bev != nil else { return }
+    guard readEvent != nil else { return }
     callbackDepth += 1
     readAvailable()
     leaveCallback()
@@ -138,7 +154,7 @@ final class TCPConnection: Transport {
 
   private func writeDrained() {
     callbackDepth += 1
-    if state == .disconnecting, let bev, evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
+    if state == .disconnecting && queued == 0 {
       close(peerClosed ? .closedByPeer : .closedByUs)
     }
     leaveCallback()
@@ -163,9 +179,9 @@ final class TCPConnection: Transport {
   /// The peer sent FIN: flush what is queued (the peer may still read), then close.
   private func peerFinished() {
     peerClosed = true
-    guard let bev, state == .open || state == .disconnecting else { return }
+    guard state == .open || state == .disconnecting else { return }
     stopReading()
-    if evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
+    if queued == 0 {
       close(.closedByPeer)
     } else {
       state = .disconnecting
@@ -203,13 +219,13 @@ final class TCPConnection: Transport {
   // MARK: Transport
 
   func write(_ data: RawSpan) {
-    guard let bev, state == .open || state == .disconnecting || state == .connecting else { return }
+    guard state == .open || state == .disconnecting || state == .connecting else { return }
     let count = data.byteCount
     guard count > 0 else { return }
     counters.noteBytesOut(count)
     data.withUnsafeBytes { bytes in
       var offset = 0
-      if state != .connecting && sendError == 0 && evbuffer_get_length(bufferevent_get_output(bev)) == 0 {
+      if state != .connecting && sendError == 0 && queued == 0 {
         let sent = send(fd, bytes.baseAddress, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
         if sent == count { return }
         if sent > 0 {
@@ -222,19 +238,31 @@ final class TCPConnection: Transport {
           }
         }
       }
-      bufferevent_write(bev, bytes.baseAddress! + offset, count - offset)
+      guard let output = bev ?? makeOutputQueue() else {
+        close(.error(SocketError.from(code: ENOMEM)))
+        return
+      }
+      bufferevent_write(output, bytes.baseAddress! + offset, count - offset)
     }
   }
 
+  /// Makes the bufferevent that queues what the kernel did not take; it owns the socket from now on.
+  private func makeOutputQueue() -> OpaquePointer? {
+    guard let made = bufferevent_socket_new(reactor.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+      return nil
+    }
+    adopt(made)
+    return made
+  }
+
   func loseConnection() {
-    guard let bev else { return }
     switch state {
     case .connecting:
       close(.aborted)
     case .open:
       state = .disconnecting
       stopReading()
-      if evbuffer_get_length(bufferevent_get_output(bev)) == 0 { close(.closedByUs) }
+      if queued == 0 { close(.closedByUs) }
     case .disconnecting, .closed:
       return
     }
@@ -243,13 +271,13 @@ final class TCPConnection: Transport {
   func abortConnection() { close(.aborted) }
 
   func pauseProducing() {
-    guard bev != nil, !paused else { return }
+    guard readEvent != nil, !paused else { return }
     paused = true
     stopReading()
   }
 
   func resumeProducing() {
-    guard bev != nil, paused else { return }
+    guard readEvent != nil, paused else { return }
     paused = false
     if state == .open { event_add(readEvent, nil) }
   }
@@ -260,10 +288,7 @@ final class TCPConnection: Transport {
     SocketAddress.of(fd: fd, peer: false) ?? SocketAddress(.ipv4(0), port: 0)
   }
 
-  var pendingWriteCount: Int {
-    guard let bev else { return 0 }
-    return evbuffer_get_length(bufferevent_get_output(bev))
-  }
+  var pendingWriteCount: Int { queued }
 
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
     try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, enabled)
@@ -274,7 +299,7 @@ final class TCPConnection: Transport {
   }
 
   private func setOption(_ level: Int32, _ name: Int32, _ enabled: Bool) throws(SocketError) {
-    guard bev != nil else { throw SocketError.from(code: EBADF) }
+    guard readEvent != nil else { throw SocketError.from(code: EBADF) }
     var value: Int32 = enabled ? 1 : 0
     if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SocketError.current() }
   }
@@ -293,7 +318,7 @@ final class TCPConnection: Transport {
     }
   }
 
-  /// The one place a bufferevent and its read event are freed, the counters updated and `connectionLost` called.
+  /// The one place the bufferevent, the read event and the socket are freed, the counters updated and `connectionLost` called.
   private func finishClose(_ reason: CloseReason) {
     withExtendedLifetime(self) {
       if let readEvent {
@@ -304,6 +329,8 @@ final class TCPConnection: Transport {
         if reason == .reactorShutdown { flushOnce(bev) }
         bufferevent_free(bev)  // clears the callbacks first, closes the socket
         self.bev = nil
+      } else {
+        evutil_closesocket(fd)
       }
       reactor.connections.remove(self)
       // Let go of everything but the closed socket's identity: a protocol that keeps its

@@ -68,7 +68,8 @@ public final class TCPConnector: Connector {
       return
     }
     let made = TCPConnection(
-      reactor: reactor, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting)
+      reactor: reactor, fd: bufferevent_getfd(bev), bev: bev, factory: factory, peer: peer, connector: self,
+      state: .connecting)
     connection = made  // the reactor's table keeps it alive
   }
 

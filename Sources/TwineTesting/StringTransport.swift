@@ -5,7 +5,9 @@ import TwineCore
 ///
 /// It behaves like Twine's TCP transport where a protocol can tell: the factory's
 /// counters are updated, `connectionLost` comes exactly once, and a close asked for
-/// inside a callback happens when that callback returns.
+/// inside a callback happens when that callback returns. As with the real transport, a
+/// connected protocol and its transport hold each other until the connection closes: end
+/// a test with ``peerClosed(_:)`` (or let the protocol close) so neither leaks.
 public final class StringTransport: Transport {
   /// Every byte the protocol wrote, in order.
   public private(set) var written: [UInt8] = []

@@ -7,6 +7,7 @@ struct EchoTests {
   @Test("writes back exactly what it receives, in order")
   func echoesEveryByte() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     transport.connect(factory: Factory(Echo.self))
     transport.receive("hello")
     transport.receive([0, 255, 13, 10])
@@ -17,6 +18,7 @@ struct EchoTests {
   @Test("says nothing until spoken to, and nothing after the peer leaves")
   func silentWithoutInput() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     transport.connect(factory: Factory(Echo.self))
     #expect(transport.written.isEmpty)
     transport.peerClosed()
@@ -29,6 +31,7 @@ struct EchoTests {
   func countsBytes() {
     let factory = Factory(Echo.self)
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     transport.connect(factory: factory)
     transport.receive(String(repeating: "x", count: 1000))
     #expect(factory.counters.bytesOut == 1000)
@@ -40,6 +43,7 @@ struct HelloHDTests {
   @Test("greets with the tutorial's exact line, then closes cleanly")
   func greetsThenCloses() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     transport.connect(factory: Factory(HelloHD.self))
     #expect(transport.writtenString == "Hello This is HD's Test protocol\r\n")
     #expect(transport.disconnecting)
@@ -49,7 +53,9 @@ struct HelloHDTests {
   @Test("the connection is counted while open and not after")
   func countsTheConnection() {
     let factory = Factory(HelloHD.self)
-    StringTransport().connect(factory: factory)
+    let transport = StringTransport()
+    defer { transport.peerClosed() }
+    transport.connect(factory: factory)
     #expect(factory.counters.accepted == 1)
     #expect(factory.counters.live == 0)
   }
@@ -61,11 +67,14 @@ struct CountingEchoTests {
   func refusesPastTheLimit() {
     let factory = CountingFactory(maxConnections: 3)
     let served = (0..<3).map { _ in StringTransport() }
+    defer { for transport in served { transport.peerClosed() } }
     for transport in served { transport.connect(factory: factory) }
     #expect(factory.counters.live == 3)
     for transport in served { #expect(!transport.disconnecting) }
 
     let refused = StringTransport()
+
+    defer { refused.peerClosed() }  // a protocol and its transport hold each other until closed
     refused.connect(factory: factory)
     #expect(refused.writtenString == "Too many connections, try later")
     #expect(refused.closeReason == .closedByUs)
@@ -80,12 +89,15 @@ struct CountingEchoTests {
   func countReturnsToZero() {
     let factory = CountingFactory(maxConnections: 2)
     let clients = (0..<5).map { _ in StringTransport() }
+    defer { for transport in clients { transport.peerClosed() } }
     for client in clients { client.connect(factory: factory) }
     #expect(factory.counters.refused == 3)
     for client in clients where !client.isClosed { client.peerClosed() }
     #expect(factory.counters.live == 0)
 
     let next = StringTransport()
+
+    defer { next.peerClosed() }  // a protocol and its transport hold each other until closed
     next.connect(factory: factory)
     next.receive("again")
     #expect(next.writtenString == "again")
@@ -96,6 +108,7 @@ struct CountingEchoTests {
   func zeroLimit() {
     let factory = CountingFactory(maxConnections: 0)
     let client = StringTransport()
+    defer { client.peerClosed() }  // a protocol and its transport hold each other until closed
     client.connect(factory: factory)
     #expect(client.writtenString == CountingEcho.refusal)
     #expect(factory.counters.live == 0)

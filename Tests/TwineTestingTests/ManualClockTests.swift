@@ -64,7 +64,7 @@ struct ManualClockTests {
 
 /// A connector on a manual clock that records connect attempts.
 final class FakeConnector: Connector {
-  let clock: ManualClock
+  unowned let clock: ManualClock  // the clock's pending retry holds the connector
   var attempts = 0
   init(_ clock: ManualClock) { self.clock = clock }
   func connect() { attempts += 1 }

@@ -24,6 +24,7 @@ struct StringTransportTests {
   @Test("events come in order, connectionLost once, nothing after it")
   func eventOrder() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     let proto = Recorder()
     transport.connect(proto)
     transport.receive("a")
@@ -36,6 +37,7 @@ struct StringTransportTests {
   @Test("a close asked for inside dataReceived happens after it returns")
   func closeInsideCallbackIsDeferred() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     let proto = Recorder()
     proto.closeOnData = true
     transport.connect(proto)
@@ -46,6 +48,7 @@ struct StringTransportTests {
   @Test("writes after close are ignored")
   func writeAfterClose() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     transport.connect(Recorder())
     transport.abortConnection()
     transport.write("ignored")
@@ -56,6 +59,7 @@ struct StringTransportTests {
   @Test("paused input is held and delivered on resume")
   func pauseHoldsInput() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     let proto = Recorder()
     transport.connect(proto)
     transport.pauseProducing()
@@ -76,6 +80,7 @@ struct StringTransportTests {
   @Test("writeSequence writes each part in order")
   func writeSequence() {
     let transport = StringTransport()
+    defer { transport.peerClosed() }  // a protocol and its transport hold each other until closed
     transport.connect(Recorder())
     transport.writeSequence([[1, 2], [], [3]])
     #expect(transport.written == [1, 2, 3])

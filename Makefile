@@ -48,11 +48,13 @@ test-asan:
 smoke: build
 	$(MAKE) -C Benchmarks smoke TWINE=$(abspath $(TWINE_RELEASE))
 
+# The full matrix (~12 min): writes BENCHMARKS.md and benchmarks.svg here. Never run in CI.
 bench: build
-	$(MAKE) -C Benchmarks bench TWINE=$(abspath $(TWINE_RELEASE))
+	$(MAKE) -C Benchmarks bench TWINE=$(abspath $(TWINE_RELEASE)) OUT=$(abspath BENCHMARKS.md)
 
+# A short run for use while developing (< 2 min); writes Benchmarks/BENCHMARKS-quick.md.
 bench-quick: build
-	$(MAKE) -C Benchmarks bench-quick TWINE=$(abspath $(TWINE_RELEASE))
+	$(MAKE) -C Benchmarks bench-quick TWINE=$(abspath $(TWINE_RELEASE)) OUT=$(abspath Benchmarks/BENCHMARKS-quick.md)
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Package.swift

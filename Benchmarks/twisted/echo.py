@@ -1,0 +1,12 @@
+"""The tutorial's Echo server: same as ``server.py echo``.
+
+    python twisted/echo.py --port P [--interface 127.0.0.1]
+"""
+import os
+import sys
+
+sys.argv[1:1] = ["echo"]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import server  # noqa: E402
+
+sys.exit(server.main())

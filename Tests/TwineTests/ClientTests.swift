@@ -98,3 +98,40 @@ struct ClientTests {
     #expect(host?.host == "127.0.0.1" && host?.port != port)
   }
 }
+
+@Suite("Client connect timeout", .serialized)
+struct ConnectTimeoutTests {
+  @Test("a connect that gets no answer within the timeout fails with .timedOut")
+  func connectTimesOut() throws {
+    // A loopback listener that never accepts, with its accept queue full: the kernel then
+    // drops further SYNs, so a new connect waits, as it would for a silent host.
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    #expect(listener >= 0)
+    defer { Glibc.close(listener) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa -> Bool in
+        bind(listener, sa, length) == 0 && listen(listener, 0) == 0 && getsockname(listener, sa, &length) == 0
+      }
+    }
+    try #require(bound)
+    let port = Int(UInt16(bigEndian: address.sin_port))
+    let reactor = try Reactor()
+    // Fill the accept queue (backlog 0 holds one) with connections nobody accepts.
+    let fillers = ClientMaker()
+    for _ in 0..<3 { reactor.connectTCP("127.0.0.1", port, factory: fillers, timeout: 30) }
+    let clients = ClientMaker()
+    clients.onFailure = { _ in reactor.stop() }
+    reactor.callLater(0.3) {
+      reactor.connectTCP("127.0.0.1", port, factory: clients, timeout: 0.5)
+    }
+    let start = reactor.now
+    run(reactor, timeout: 20)
+    #expect(clients.failed == [.timedOut])
+    #expect(clients.clients.isEmpty)
+    #expect(reactor.now - start < 10)
+  }
+}

@@ -4,18 +4,18 @@
 import PackageDescription
 
 let package = Package(
-    name: "nio-server",
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
-    ],
-    targets: [
-        .executableTarget(
-            name: "nio-server",
-            dependencies: [
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            path: "Sources/nio-server"
-        ),
-    ]
+  name: "nio-server",
+  dependencies: [
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2")
+  ],
+  targets: [
+    .executableTarget(
+      name: "nio-server",
+      dependencies: [
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+      ],
+      path: "Sources/nio-server"
+    )
+  ]
 )

@@ -44,7 +44,17 @@ final class TCPConnection: Transport {
   /// Callbacks for this connection on the stack; a close inside one waits for it to end.
   private var callbackDepth = 0
   private var pendingClose: CloseReason?
+  /// Reading paused by the protocol (`pauseProducing`).
   private var paused = false
+  /// Output passed the high-water mark and has not drained to the low one yet.
+  private var flowPaused = false
+  /// The producer flow control pauses and resumes; with none, flow control pauses reading.
+  private var producer: (any PushProducer)?
+  var writeBufferLimits = WriteBufferLimits.default {
+    didSet { if flowPaused, let bev { bufferevent_setwatermark(bev, Int16(EV_WRITE), writeBufferLimits.lowWater, 0) } }
+  }
+  /// The reason `loseConnection` gave, for when the flush completes.
+  private var closingReason: CloseReason?
   /// The peer sent FIN; we may still be flushing to it.
   private var peerClosed = false
   /// A socket error seen by a direct send; libevent's own write meets it again and reports it.
@@ -116,7 +126,7 @@ final class TCPConnection: Transport {
     leaveCallback()
     // Registered only now: a protocol that greets and closes in connectionMade (HelloHD)
     // never costs an epoll_ctl add and delete.
-    if state == .open && !paused { event_add(readEvent, nil) }
+    if wantsInput { event_add(readEvent, nil) }
   }
 
   // MARK: Callbacks from libevent
@@ -134,7 +144,7 @@ final class TCPConnection: Transport {
   private func readAvailable() {
     let buffer = reactor.readBuffer
     for _ in 0..<Self.readsPerCallback {
-      guard state == .open && !paused, let proto else { return }
+      guard wantsInput, let proto else { return }
       let got = recv(fd, buffer.baseAddress, buffer.count, 0)
       if got > 0 {
         counters.noteBytesIn(got)
@@ -152,12 +162,11 @@ final class TCPConnection: Transport {
     }
   }
 
+  /// The output queue drained to its low-water mark (0 unless flow control paused it).
   private func writeDrained() {
     callbackDepth += 1
-    if state == .disconnecting && queued == 0 {
-      close(peerClosed ? .closedByPeer : .closedByUs)
-    }
-    leaveCallback()
+    if flowPaused && queued <= writeBufferLimits.lowWater { resumeAfterDrain() }
+    leaveCallback()  // closes a disconnecting connection whose queue is now empty
   }
 
   private func event(_ what: Int16) {
@@ -192,6 +201,53 @@ final class TCPConnection: Transport {
     if let readEvent { event_del(readEvent) }
   }
 
+  /// True while input should be read: open, not paused by the protocol, not held back by flow control.
+  private var wantsInput: Bool { state == .open && !paused && !(flowPaused && producer == nil) }
+
+  /// Re-arms reading if it is wanted again.
+  private func startReadingIfWanted() {
+    if wantsInput, let readEvent { event_add(readEvent, nil) }
+  }
+
+  // MARK: Flow control
+
+  /// After output was queued: pause the producer (or reading) past the high-water mark,
+  /// abort past the hard limit.
+  private func checkQueue(_ bev: OpaquePointer) {
+    let length = evbuffer_get_length(bufferevent_get_output(bev))
+    if length > writeBufferLimits.hardLimit {
+      reactor.logger.warning(
+        "output past the hard limit; connection aborted",
+        metadata: ["peer": "\(peerAddress)", "queued": "\(length)"])
+      close(.bufferOverflow)
+    } else if length > writeBufferLimits.highWater && !flowPaused {
+      flowPaused = true
+      bufferevent_setwatermark(bev, Int16(EV_WRITE), writeBufferLimits.lowWater, 0)
+      if let producer { producer.pauseProducing() } else { stopReading() }
+    }
+  }
+
+  private func resumeAfterDrain() {
+    flowPaused = false
+    if let bev { bufferevent_setwatermark(bev, Int16(EV_WRITE), 0, 0) }
+    guard state == .open || state == .disconnecting else { return }
+    if let producer { producer.resumeProducing() } else { startReadingIfWanted() }
+  }
+
+  func registerProducer(_ producer: any PushProducer) {
+    guard state != .closed else { return }
+    self.producer = producer
+    if flowPaused { producer.pauseProducing() }
+    startReadingIfWanted()
+  }
+
+  func unregisterProducer() {
+    producer = nil
+    if flowPaused { stopReading() }
+  }
+
+  var scheduler: any Scheduler { reactor }
+
   /// A client connection completed: build the protocol and start.
   private func connected() {
     guard state == .connecting, let bev, let connector, let factory else { return }
@@ -210,9 +266,12 @@ final class TCPConnection: Transport {
   /// asked for inside it happens now, after everything that ran inside is done.
   private func leaveCallback() {
     callbackDepth -= 1
-    if callbackDepth == 0, let reason = pendingClose {
+    guard callbackDepth == 0 else { return }
+    if let reason = pendingClose {
       pendingClose = nil
       finishClose(reason)
+    } else if state == .disconnecting && queued == 0 {
+      close(closingReason ?? .closedByPeer)
     }
   }
 
@@ -243,6 +302,7 @@ final class TCPConnection: Transport {
         return
       }
       bufferevent_write(output, bytes.baseAddress! + offset, count - offset)
+      checkQueue(output)
     }
   }
 
@@ -255,15 +315,19 @@ final class TCPConnection: Transport {
     return made
   }
 
-  func loseConnection() {
+  func loseConnection(reason: CloseReason) {
     switch state {
     case .connecting:
-      close(.aborted)
+      close(reason == .closedByUs ? .aborted : reason)
     case .open:
       state = .disconnecting
+      closingReason = reason
       stopReading()
-      if queued == 0 { close(.closedByUs) }
-    case .disconnecting, .closed:
+      // Inside a callback the close waits for it to end, so writes made after this one still go out.
+      if queued == 0 && callbackDepth == 0 { close(reason) }
+    case .disconnecting:
+      if closingReason == nil { closingReason = reason }
+    case .closed:
       return
     }
   }
@@ -279,7 +343,7 @@ final class TCPConnection: Transport {
   func resumeProducing() {
     guard readEvent != nil, paused else { return }
     paused = false
-    if state == .open { event_add(readEvent, nil) }
+    startReadingIfWanted()
   }
 
   var peer: SocketAddress { peerAddress }
@@ -337,9 +401,12 @@ final class TCPConnection: Transport {
       // transport must not keep its factory, connector or anything else alive through it.
       let proto = self.proto
       let connector = self.connector
+      let producer = self.producer
       self.proto = nil
       self.connector = nil
       self.factory = nil
+      self.producer = nil
+      producer?.stopProducing()
       if counted {
         counters.noteClosed()
         reactor.logger.debug("connection lost", metadata: ["peer": "\(peerAddress)", "reason": "\(reason)"])

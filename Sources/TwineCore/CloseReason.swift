@@ -35,6 +35,8 @@ public enum CloseReason: Error, Sendable, Hashable, CustomStringConvertible {
   case reactorShutdown
   /// The protocol found the peer's bytes malformed; the text says how.
   case protocolError(String)
+  /// The peer read too slowly: queued output passed ``WriteBufferLimits/hardLimit``.
+  case bufferOverflow
   /// Any other socket error.
   case error(SocketError)
 
@@ -54,6 +56,7 @@ public enum CloseReason: Error, Sendable, Hashable, CustomStringConvertible {
     case .lookupFailed(let why): "host lookup failed: \(why)"
     case .reactorShutdown: "reactor shut down"
     case .protocolError(let why): "protocol error: \(why)"
+    case .bufferOverflow: "output buffer overflow: the peer reads too slowly"
     case .error(let err): err.description
     }
   }

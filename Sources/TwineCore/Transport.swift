@@ -7,8 +7,11 @@ public protocol Transport: AnyObject {
   /// handed to `dataReceived`.
   func write(_ data: RawSpan)
 
-  /// Stops reading, sends everything queued, then closes; `connectionLost(.closedByUs)` follows.
-  func loseConnection()
+  /// Stops reading, sends everything queued, then closes; `connectionLost(reason)` follows.
+  /// Writes made before the close happens (in the same callback, or while output is
+  /// still queued) are sent too. Use `.protocolError("why")` to end a connection whose
+  /// peer sent something malformed.
+  func loseConnection(reason: CloseReason)
 
   /// Closes now, discarding queued output; `connectionLost(.aborted)` follows.
   func abortConnection()
@@ -28,6 +31,19 @@ public protocol Transport: AnyObject {
   /// Bytes queued but not yet handed to the kernel.
   var pendingWriteCount: Int { get }
 
+  /// When the queue pauses and resumes producers, and when it aborts. Default: ``WriteBufferLimits/default``.
+  var writeBufferLimits: WriteBufferLimits { get set }
+
+  /// Makes `producer` the one the transport pauses and resumes as its output queue
+  /// fills and drains (replacing any other); `stopProducing()` is called when the connection ends.
+  func registerProducer(_ producer: any PushProducer)
+
+  /// Forgets the registered producer.
+  func unregisterProducer()
+
+  /// The clock of the reactor this connection lives on, for timeouts (`ManualClock` in tests).
+  var scheduler: any Scheduler { get }
+
   /// Turns Nagle's algorithm off (`true`) or on. Throws the socket error.
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError)
 
@@ -36,6 +52,9 @@ public protocol Transport: AnyObject {
 }
 
 extension Transport {
+  /// Stops reading, sends everything queued, then closes; `connectionLost(.closedByUs)` follows.
+  public func loseConnection() { loseConnection(reason: .closedByUs) }
+
   /// Queues the bytes of `bytes`.
   public func write(_ bytes: [UInt8]) {
     bytes.withUnsafeBytes { write($0.bytes) }

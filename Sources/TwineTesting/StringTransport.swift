@@ -27,20 +27,37 @@ public final class StringTransport: Transport {
   public private(set) var noDelay = false
   /// Last value set through ``setKeepAlive(_:)``.
   public private(set) var keepAlive = false
+  /// The clock the protocol's timeouts run on; advance it to fire them.
+  public let clock: ManualClock
+  /// When true, writes wait in ``pendingWriteCount`` (a peer that does not read)
+  /// until ``flushWrites()``, and the flow-control limits apply to them.
+  public var holdWrites = false
+  /// When the protocol's producer is paused and resumed, and when the connection aborts.
+  public var writeBufferLimits = WriteBufferLimits.default
+  /// The producer registered by the protocol, if any.
+  public private(set) var producer: (any PushProducer)?
+  /// True while the transport holds the producer (or, with none, the protocol's input) paused for flow control.
+  public private(set) var writePaused = false
 
   private var proto: Protocol?
   private var factory: Factory?
   private var callbackDepth = 0
   private var pendingClose: CloseReason?
   private var heldWhilePaused: [UInt8] = []
+  private var held: [UInt8] = []
+  private var closingReason: CloseReason?
+  /// Set by an abort: later writes are dropped, as on the real transport.
+  private var dropWrites = false
 
   /// Makes a transport with the given addresses (defaults: 127.0.0.1:1234 → 127.0.0.1:8025).
   public init(
     peer: SocketAddress = SocketAddress(ipv4: (127, 0, 0, 1), port: 1234),
-    host: SocketAddress = SocketAddress(ipv4: (127, 0, 0, 1), port: 8025)
+    host: SocketAddress = SocketAddress(ipv4: (127, 0, 0, 1), port: 8025),
+    clock: ManualClock = ManualClock()
   ) {
     self.peer = peer
     self.host = host
+    self.clock = clock
   }
 
   /// Builds a protocol with `factory` for ``peer`` and connects it, as an accepting port
@@ -75,7 +92,7 @@ public final class StringTransport: Transport {
   /// Delivers `bytes` to the protocol as one `dataReceived` (held while paused).
   public func receive(_ bytes: [UInt8]) {
     guard let proto, closeReason == nil, !disconnecting else { return }
-    if producerPaused {
+    if producerPaused || (writePaused && producer == nil) {
       heldWhilePaused += bytes
       return
     }
@@ -90,24 +107,58 @@ public final class StringTransport: Transport {
 
   // MARK: Transport
 
-  /// Appends `data` to ``written``; ignored after close.
+  /// Appends `data` to ``written`` (or, with ``holdWrites``, to the pending queue); ignored after close.
   public func write(_ data: RawSpan) {
-    guard closeReason == nil else { return }
-    data.withUnsafeBytes { written.append(contentsOf: $0) }
+    guard closeReason == nil, !dropWrites else { return }
     factory?.counters.noteBytesOut(data.byteCount)
+    guard holdWrites else {
+      data.withUnsafeBytes { written.append(contentsOf: $0) }
+      return
+    }
+    data.withUnsafeBytes { held.append(contentsOf: $0) }
+    if held.count > writeBufferLimits.hardLimit {
+      held = []
+      dropWrites = true
+      close(.bufferOverflow)
+    } else if held.count > writeBufferLimits.highWater && !writePaused {
+      writePaused = true
+      producer?.pauseProducing()
+    }
   }
 
-  /// Closes cleanly at once (nothing is ever pending): `connectionLost(.closedByUs)`.
-  public func loseConnection() {
+  /// Moves up to `count` held bytes (all by default) to ``written``, as a peer reading
+  /// them would; resumes the producer once the queue is at the low-water mark.
+  public func flushWrites(_ count: Int = .max) {
+    let moved = min(count, held.count)
+    written.append(contentsOf: held[..<moved])
+    held.removeFirst(moved)
+    if writePaused && held.count <= writeBufferLimits.lowWater && closeReason == nil {
+      writePaused = false
+      if let producer {
+        producer.resumeProducing()
+      } else if !producerPaused {
+        let bytes = heldWhilePaused
+        heldWhilePaused = []
+        if !bytes.isEmpty { receive(bytes) }
+      }
+    }
+    if held.isEmpty, let reason = closingReason, closeReason == nil { close(reason) }
+  }
+
+  /// Closes once held writes are flushed (at once without ``holdWrites``): `connectionLost(reason)`.
+  public func loseConnection(reason: CloseReason) {
     guard closeReason == nil, !disconnecting else { return }
     disconnecting = true
-    close(.closedByUs)  // everything written is already "sent"
+    closingReason = reason
+    if held.isEmpty { close(reason) }
   }
 
   /// Closes at once: `connectionLost(.aborted)`.
   public func abortConnection() {
     guard closeReason == nil else { return }
     aborted = true
+    dropWrites = true
+    held = []
     close(.aborted)
   }
 
@@ -123,8 +174,17 @@ public final class StringTransport: Transport {
     if !held.isEmpty { receive(held) }
   }
 
-  /// Always 0: writes are taken at once.
-  public var pendingWriteCount: Int { 0 }
+  /// Bytes held by ``holdWrites``; always 0 without it.
+  public var pendingWriteCount: Int { held.count }
+
+  /// The clock, as the protocol's scheduler.
+  public var scheduler: any Scheduler { clock }
+
+  /// Records `producer`; flow control pauses and resumes it.
+  public func registerProducer(_ producer: any PushProducer) { self.producer = producer }
+
+  /// Forgets the producer.
+  public func unregisterProducer() { producer = nil }
 
   /// Records the value in ``noDelay``.
   public func setTCPNoDelay(_ enabled: Bool) throws(SocketError) { noDelay = enabled }
@@ -157,7 +217,10 @@ public final class StringTransport: Transport {
     closeReason = reason
     factory?.counters.noteClosed()
     let proto = self.proto
+    let producer = self.producer
     self.proto = nil
+    self.producer = nil
+    producer?.stopProducing()
     proto?.connectionClosed(reason)
   }
 }

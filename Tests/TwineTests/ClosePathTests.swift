@@ -86,7 +86,7 @@ struct ClosePathTests {
     #expect(echoClients.clients.first?.received == [9, 9])
   }
 
-  @Test("loseConnection and abortConnection from inside dataReceived are safe, and later writes are no-ops")
+  @Test("close calls inside dataReceived are safe; writes after loseConnection in the same callback still go out")
   func closeInsideCallbacks() throws {
     final class Closer: Protocol {
       nonisolated(unsafe) static var lost: [CloseReason] = []
@@ -94,11 +94,13 @@ struct ClosePathTests {
         transport.write(data)
         if data.byteCount > 0 && data.withUnsafeBytes({ $0[0] }) == UInt8(ascii: "a") {
           transport.abortConnection()
+          transport.loseConnection()
+          transport.write("dropped")
         } else {
           transport.loseConnection()
+          transport.loseConnection()
+          transport.write("!")  // the close waits for this callback to end, so this is sent
         }
-        transport.loseConnection()
-        transport.abortConnection()
       }
       override func connectionLost(_ reason: CloseReason) {
         Self.lost.append(reason)
@@ -124,7 +126,7 @@ struct ClosePathTests {
     reactor.callLater(0.1) { reactor.connectTCP("127.0.0.1", port, factory: clients) }
     run(reactor)
     #expect(Closer.lost.sorted { "\($0)" < "\($1)" } == [.aborted, .closedByUs])
-    #expect(clients.clients.last?.received == Array("lose".utf8))
+    #expect(clients.clients.last?.received == Array("lose!".utf8))
     #expect(server.counters.live == 0)
     #expect(reactor.connections.isEmpty)
   }

@@ -62,13 +62,16 @@ public final class CrossThreadCaller: Sendable {
 
   /// Frees the event and the eventfd; later calls are refused. Called by the reactor's shutdown.
   func close() {
-    let wasOpen = state.withLock { state in
+    // Take the queue out under the lock, drop it outside: a closure's captures may
+    // deinit into code that calls callFromThread, which takes the lock again.
+    let (wasOpen, dropped) = state.withLock { state in
       defer {
         state.open = false
         state.queue = []
       }
-      return state.open
+      return (state.open, state.queue)
     }
+    _ = consume dropped
     guard wasOpen else { return }
     if let event {
       event_free(event)

@@ -15,6 +15,10 @@ public final class DelayedCall: ScheduledCall {
     self.reactor = reactor
     self.body = body
     self.time = reactor.now + max(0, delay)
+    guard !reactor.isShutDown else {
+      self.body = nil
+      return
+    }
     let context = Unmanaged.passUnretained(self).toOpaque()
     event = twine_evtimer_new(
       reactor.base,

@@ -7,12 +7,15 @@ extension Reactor {
   public func listenTCP(_ port: Int, factory: Factory, backlog: Int = 511, interface: String = "") throws(TwineError)
     -> ListeningPort
   {
-    try ListeningPort(reactor: self, port: port, interface: interface, backlog: backlog, factory: factory)
+    guard !isShutDown else { throw .reactorShutDown }
+    return try ListeningPort(reactor: self, port: port, interface: interface, backlog: backlog, factory: factory)
   }
 
   /// Connects to `host`:`port` (a name is resolved without blocking the loop) and
   /// serves the connection with a protocol from `factory`. Failure to connect within
-  /// `timeout` seconds ends in `clientConnectionFailed(.timedOut)`.
+  /// `timeout` seconds ends in `clientConnectionFailed(.timedOut)`. Failures are
+  /// reported from the loop, never before this returns; after ``shutdown()`` the
+  /// attempt fails with `.reactorShutdown`.
   @discardableResult
   public func connectTCP(_ host: String, _ port: Int, factory: ClientFactory, timeout: Double? = 30)
     -> TCPConnector

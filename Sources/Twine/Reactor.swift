@@ -23,7 +23,7 @@ public final class Reactor: Scheduler {
   var ports: [ObjectIdentifier: ListeningPort] = [:]
   /// Pending delayed calls, until they fire or are cancelled.
   var delayedCalls: [ObjectIdentifier: DelayedCall] = [:]
-  private var threadCaller: CrossThreadCaller!
+  private let threadCaller: CrossThreadCaller
   /// Every connection reads into this one buffer and lends it to `dataReceived`; callbacks
   /// never nest, so one buffer per reactor serves all its connections.
   let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 128 << 10, alignment: 16)
@@ -31,26 +31,37 @@ public final class Reactor: Scheduler {
   private var dispatching = false
   private var signalEvents: [OpaquePointer] = []
   private(set) var resolver: Resolver?
-  private var isShutDown = false
+  /// Replaced resolvers, kept until their cancelled lookups' callbacks have run.
+  private var retiredResolvers: [Resolver] = []
+  /// True once ``shutdown()`` began: creators refuse, so nothing outlives the base.
+  private(set) var isShutDown = false
   /// Set by ``stop()``; a stop asked for before ``run()`` is kept, not lost.
   private var stopRequested = false
 
   /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
   public init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
     guard let base = event_base_new() else { throw .libevent("event_base_new") }
-    self.base = base
-    self.logger = logger
-    signal(SIGPIPE, SIG_IGN)
+    let caller: CrossThreadCaller
     do {
-      threadCaller = try CrossThreadCaller(base: base)
+      caller = try CrossThreadCaller(base: base)
     } catch {
       event_base_free(base)
       throw error
     }
+    self.base = base
+    self.logger = logger
+    self.threadCaller = caller
+    signal(SIGPIPE, SIG_IGN)
   }
 
   deinit {
     shutdown()
+    // Cancelled lookups finish through libevent's deferred callbacks: let them run
+    // before the DNS bases go, so no callback or context is left behind.
+    let resolvers = retiredResolvers + (resolver.map { [$0] } ?? [])
+    if resolvers.contains(where: \.awaitingCancelledCallbacks) { event_base_loop(base, EVLOOP_NONBLOCK) }
+    resolver = nil
+    retiredResolvers = []
     event_base_free(base)
     readBuffer.deallocate()
   }
@@ -109,21 +120,40 @@ public final class Reactor: Scheduler {
   }
 
   /// Stops listening, closes every connection (`.reactorShutdown`), cancels every delayed
-  /// call and closes the cross-thread door. The reactor cannot run again.
+  /// call and host lookup, and closes the cross-thread door. The reactor cannot run
+  /// again, and makes no new ports, connections or timers. Called from a callback, it
+  /// also makes ``run()`` return.
   public func shutdown() {
     guard !isShutDown else { return }
     isShutDown = true
+    if dispatching {
+      stopRequested = true
+      event_base_loopbreak(base)
+    }
+    resolver?.cancelAll()
     for port in Array(ports.values) { port.stopListening() }
     for connection in connections.all { connection.close(.reactorShutdown) }
+    // Closing may have scheduled more (a reconnect, a timer): those were refused; cancel what is left.
     for call in Array(delayedCalls.values) { call.cancel() }
     for event in signalEvents { event_free(event) }
     signalEvents = []
-    resolver = nil
     threadCaller.close()
+  }
+
+  /// Sends host-name lookups to `nameserver` ("IP" or "IP:port") instead of the
+  /// servers in /etc/resolv.conf (/etc/hosts is still read). Lookups in flight on the
+  /// previous resolver are cancelled.
+  public func useNameserver(_ nameserver: String) throws(TwineError) {
+    guard !isShutDown else { throw .reactorShutDown }
+    let made = try Resolver(base: base, nameserver: nameserver)
+    if let resolver { retiredResolvers.append(resolver) }
+    resolver?.cancelAll()
+    resolver = made
   }
 
   /// The DNS resolver, made on first use.
   func sharedResolver() throws(TwineError) -> Resolver {
+    guard !isShutDown else { throw .reactorShutDown }
     if let resolver { return resolver }
     let made = try Resolver(base: base)
     resolver = made
@@ -141,6 +171,7 @@ public final class Reactor: Scheduler {
 
   /// Runs `body` on the reactor's thread after `delay` seconds (Twisted's `callLater`).
   @discardableResult
+  /// After ``shutdown()`` the call is returned inactive and never runs.
   public func callLater(_ delay: Double, _ body: @escaping () -> Void) -> any ScheduledCall {
     DelayedCall(reactor: self, delay: delay, body: body)
   }

@@ -258,6 +258,7 @@ final class TCPConnection: Transport {
       close(.aborted)
       return
     }
+    guard state == .connecting else { return }  // buildProtocol stopped the attempt
     connector.connectionEstablished(self)
     start(with: proto)
   }

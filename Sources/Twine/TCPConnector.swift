@@ -29,14 +29,21 @@ public final class TCPConnector: Connector {
     attempting = true
     factory.doStart()
     factory.startedConnecting(self)
+    guard attempting else { return }  // startedConnecting called stopConnecting
+    guard !reactor.isShutDown else {
+      connectionFailed(.reactorShutdown)
+      return
+    }
     let host = destination.host == "localhost" ? "127.0.0.1" : destination.host
     if let address = NumericAddress(host: host, port: destination.port) {
       start(address)
       return
     }
     do {
-      lookup = try reactor.sharedResolver().resolve(host, port: destination.port) { [weak self] result in
-        guard let self else { return }
+      // The lookup holds the connector until it completes or is cancelled: a caller
+      // may drop the connector returned by connectTCP.
+      lookup = try reactor.sharedResolver().resolve(host, port: destination.port) { [self] result in
+        guard self.attempting else { return }
         self.lookup = nil
         switch result {
         case .success(let address): self.start(address)
@@ -44,15 +51,25 @@ public final class TCPConnector: Connector {
         }
       }
     } catch {
-      connectionFailed(.lookupFailed(error.description))
+      failLater(.lookupFailed(error.description))
     }
+  }
+
+  /// Reports a failure from the loop: a factory retrying from `clientConnectionFailed`
+  /// must not run inside `connectTCP`.
+  private func failLater(_ reason: CloseReason) {
+    guard let reactor, !reactor.isShutDown else {
+      connectionFailed(reason)
+      return
+    }
+    reactor.callLater(0) { [self] in connectionFailed(reason) }
   }
 
   private func start(_ address: NumericAddress) {
     guard let reactor else { return }
     var address = address
     guard let bev = bufferevent_socket_new(reactor.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-      connectionFailed(.error(SocketError.from(code: ENOMEM)))
+      failLater(.error(SocketError.from(code: ENOMEM)))
       return
     }
     let peer = address.withSockaddr { SocketAddress($0, length: Int($1)) } ?? SocketAddress(.ipv4(0), port: 0)
@@ -64,7 +81,7 @@ public final class TCPConnector: Connector {
     if rc != 0 {
       let code = twine_socket_error()
       bufferevent_free(bev)
-      connectionFailed(.fromSocketError(code))
+      failLater(.fromSocketError(code))
       return
     }
     let made = TCPConnection(

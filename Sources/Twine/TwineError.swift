@@ -9,6 +9,8 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   case badAddress(String)
   /// libevent could not make an object (event base, event, bufferevent); the text names it.
   case libevent(String)
+  /// The reactor has shut down: it makes no new ports, connections or timers.
+  case reactorShutDown
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -18,6 +20,7 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
       return "cannot listen on \(shown):\(port): \(cause.message)"
     case .badAddress(let text): return "not a numeric IP address: \(text)"
     case .libevent(let what): return "libevent failed: \(what)"
+    case .reactorShutDown: return "the reactor has shut down"
     }
   }
 }

@@ -31,6 +31,8 @@ public final class Reactor: Scheduler {
   private var dispatching = false
   private var signalEvents: [OpaquePointer] = []
   private(set) var resolver: Resolver?
+  /// libevent rate-limit groups, one per ``RateLimitGroup`` used here, until the reactor goes.
+  private var rateLimitGroups: [ObjectIdentifier: (group: RateLimitGroup, shared: SharedRateLimit)] = [:]
   /// Replaced resolvers, kept until their cancelled lookups' callbacks have run.
   private var retiredResolvers: [Resolver] = []
   /// True once ``shutdown()`` began: creators refuse, so nothing outlives the base.
@@ -58,8 +60,13 @@ public final class Reactor: Scheduler {
     shutdown()
     // Cancelled lookups finish through libevent's deferred callbacks: let them run
     // before the DNS bases go, so no callback or context is left behind.
+    // Freed bufferevents leave their rate-limit groups in libevent's finalizers, which
+    // also run from the loop: a group freed before that aborts.
     let resolvers = retiredResolvers + (resolver.map { [$0] } ?? [])
-    if resolvers.contains(where: \.awaitingCancelledCallbacks) { event_base_loop(base, EVLOOP_NONBLOCK) }
+    if resolvers.contains(where: \.awaitingCancelledCallbacks) || !rateLimitGroups.isEmpty {
+      event_base_loop(base, EVLOOP_NONBLOCK)
+    }
+    rateLimitGroups = [:]
     resolver = nil
     retiredResolvers = []
     event_base_free(base)
@@ -138,6 +145,15 @@ public final class Reactor: Scheduler {
     for event in signalEvents { event_free(event) }
     signalEvents = []
     threadCaller.close()
+  }
+
+  /// The libevent group for `group` on this reactor, made on first use.
+  func rateLimitGroup(for group: RateLimitGroup) -> OpaquePointer? {
+    guard !isShutDown else { return nil }
+    if let known = rateLimitGroups[ObjectIdentifier(group)] { return known.shared.group }
+    guard let made = SharedRateLimit(group.limit, base: base) else { return nil }
+    rateLimitGroups[ObjectIdentifier(group)] = (group, made)
+    return made.group
   }
 
   /// Sends host-name lookups to `nameserver` ("IP" or "IP:port") instead of the

@@ -21,6 +21,10 @@ import CLibevent
 ///   write errors, and tells us when it drained (for `loseConnection`). The bufferevent
 ///   is made on the first such write: a connection whose writes all go straight out
 ///   (a greeting, most echoes) never allocates one.
+/// - Buffered mode: a connection whose bytes must pass through libevent — rate-limited,
+///   TLS, or a host's bufferevent — reads through the bufferevent's read callback
+///   (`evbuffer_peek` → `dataReceived` per chain, borrowed → `evbuffer_drain`) and
+///   writes only through it.
 final class TCPConnection: Transport {
   enum State { case connecting, open, disconnecting, closed }
 
@@ -29,8 +33,14 @@ final class TCPConnection: Transport {
   private unowned(unsafe) let reactor: Reactor
   /// The output queue: nil until a write has to queue; it owns the socket once made.
   private var bev: OpaquePointer?
-  /// The read event; nil once the connection's handles are freed.
+  /// The read event (direct mode only); nil in buffered mode and once the handles are freed.
   private var readEvent: OpaquePointer?
+  /// Reads and writes go through the bufferevent (see the type's notes).
+  private(set) var buffered = false
+  /// True until ``finishClose(_:)`` frees the libevent handles.
+  private var hasHandles = true
+  /// This connection's own token-bucket configuration; libevent keeps the pointer, so it lives until the close.
+  private var rateLimitConfig: OpaquePointer?
   /// The socket: ours until a bufferevent takes it over (`BEV_OPT_CLOSE_ON_FREE`).
   let fd: Int32
   private(set) var state: State
@@ -68,10 +78,11 @@ final class TCPConnection: Transport {
   /// Reads one callback may do before yielding to other connections (each fills the read buffer).
   private static let readsPerCallback = 8
 
-  /// Wraps an accepted socket (server side, `bev` nil) or a connecting bufferevent (client side).
+  /// Wraps an accepted socket (server side, `bev` nil) or a connecting bufferevent (client
+  /// side). `buffered` makes it read through `bev` (which must be given) from the start.
   init(
     reactor: Reactor, fd: Int32, bev: OpaquePointer?, factory: Factory, peer: SocketAddress,
-    connector: TCPConnector?, state: State
+    connector: TCPConnector?, state: State, buffered: Bool = false
   ) {
     self.reactor = reactor
     self.fd = fd
@@ -80,8 +91,10 @@ final class TCPConnection: Transport {
     self.peerAddress = peer
     self.connector = connector
     self.state = state
+    self.buffered = buffered && bev != nil
     reactor.connections.insert(self)
     if let bev { adopt(bev) }
+    guard !self.buffered else { return }
     let context = Unmanaged.passUnretained(self).toOpaque()
     readEvent = event_new(
       reactor.base, fd, Int16(EV_READ | EV_PERSIST),
@@ -90,12 +103,13 @@ final class TCPConnection: Transport {
 
   deinit { assert(bev == nil && readEvent == nil, "TCPConnection freed with its libevent handles alive") }
 
-  /// Takes `bev` as the output queue: its write side only (its read side is never enabled).
+  /// Takes `bev` as the output queue (its read side is enabled only in buffered mode).
   private func adopt(_ bev: OpaquePointer) {
     self.bev = bev
     let context = Unmanaged.passUnretained(self).toOpaque()
     bufferevent_setcb(
-      bev, nil,
+      bev,
+      { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().bufferedReadable() },
       { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().writeDrained() },
       { _, what, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().event(what) },
       context)
@@ -109,7 +123,7 @@ final class TCPConnection: Transport {
 
   /// Starts the connection with its protocol: counts it, turns Nagle off, `connectionMade`, then reads.
   func start(with proto: Protocol) {
-    guard readEvent != nil else {
+    guard buffered || readEvent != nil else {
       reactor.logger.error("event_new failed; connection dropped", metadata: ["peer": "\(peerAddress)"])
       close(.error(SocketError.from(code: ENOMEM)))
       return
@@ -126,14 +140,14 @@ final class TCPConnection: Transport {
     leaveCallback()
     // Registered only now: a protocol that greets and closes in connectionMade (HelloHD)
     // never costs an epoll_ctl add and delete.
-    if wantsInput { event_add(readEvent, nil) }
+    startReadingIfWanted()
   }
 
   // MARK: Callbacks from libevent
 
   /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
-    guard readEvent != nil else { return }
+    guard readEvent != nil, !buffered else { return }
     callbackDepth += 1
     readAvailable()
     leaveCallback()
@@ -144,7 +158,7 @@ final class TCPConnection: Transport {
   private func readAvailable() {
     let buffer = reactor.readBuffer
     for _ in 0..<Self.readsPerCallback {
-      guard wantsInput, let proto else { return }
+      guard wantsInput, !buffered, let proto else { return }
       let got = recv(fd, buffer.baseAddress, buffer.count, 0)
       if got > 0 {
         counters.noteBytesIn(got)
@@ -160,6 +174,22 @@ final class TCPConnection: Transport {
         return
       }
     }
+  }
+
+  /// Buffered mode: the bufferevent read into its input; hand each chain up, borrowed.
+  private func bufferedReadable() {
+    guard hasHandles, buffered, let bev else { return }
+    callbackDepth += 1
+    let input = bufferevent_get_input(bev)!
+    var chain = iovec()
+    // The close path waits for this callback to end, so `bev` stays valid throughout.
+    while wantsInput, let proto, evbuffer_peek(input, -1, nil, &chain, 1) > 0, chain.iov_len > 0 {
+      let length = chain.iov_len
+      counters.noteBytesIn(length)
+      proto.dataReceived(UnsafeRawBufferPointer(start: chain.iov_base, count: length).bytes)
+      evbuffer_drain(input, length)
+    }
+    leaveCallback()
   }
 
   /// The output queue drained to its low-water mark (0 unless flow control paused it).
@@ -198,7 +228,11 @@ final class TCPConnection: Transport {
   }
 
   private func stopReading() {
-    if let readEvent { event_del(readEvent) }
+    if buffered {
+      if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
+    } else if let readEvent {
+      event_del(readEvent)
+    }
   }
 
   /// True while input should be read: open, not paused by the protocol, not held back by flow control.
@@ -206,7 +240,48 @@ final class TCPConnection: Transport {
 
   /// Re-arms reading if it is wanted again.
   private func startReadingIfWanted() {
-    if wantsInput, let readEvent { event_add(readEvent, nil) }
+    guard wantsInput, hasHandles else { return }
+    if buffered, let bev {
+      bufferevent_enable(bev, Int16(EV_READ))
+      // Bytes read before a pause wait in the input: deliver them from the loop.
+      if evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
+        bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+      }
+    } else if let readEvent {
+      event_add(readEvent, nil)
+    }
+  }
+
+  // MARK: Buffered mode and rate limits
+
+  /// Moves the connection to buffered mode (making its bufferevent if needed): from
+  /// now on every byte passes through libevent. False if the bufferevent cannot be made.
+  @discardableResult
+  func enterBufferedMode() -> Bool {
+    guard !buffered else { return true }
+    guard hasHandles, bev != nil || makeOutputQueue() != nil else { return false }
+    if let readEvent {
+      event_free(readEvent)  // allowed inside its own callback; readAvailable checks `buffered`
+      self.readEvent = nil
+    }
+    buffered = true
+    startReadingIfWanted()
+    return true
+  }
+
+  func setRateLimit(_ limit: RateLimit?) {
+    guard state != .closed, enterBufferedMode(), let bev else { return }
+    let old = rateLimitConfig
+    rateLimitConfig = limit.flatMap(TokenBuckets.config)
+    bufferevent_set_rate_limit(bev, rateLimitConfig)
+    if let old { ev_token_bucket_cfg_free(old) }
+  }
+
+  func joinRateLimitGroup(_ group: RateLimitGroup) {
+    guard state != .closed, enterBufferedMode(), let bev, let shared = reactor.rateLimitGroup(for: group) else {
+      return
+    }
+    bufferevent_add_to_rate_limit_group(bev, shared)
   }
 
   // MARK: Flow control
@@ -285,7 +360,7 @@ final class TCPConnection: Transport {
     counters.noteBytesOut(count)
     data.withUnsafeBytes { bytes in
       var offset = 0
-      if state != .connecting && sendError == 0 && queued == 0 {
+      if !buffered && state != .connecting && sendError == 0 && queued == 0 {
         let sent = send(fd, bytes.baseAddress, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
         if sent == count { return }
         if sent > 0 {
@@ -336,13 +411,13 @@ final class TCPConnection: Transport {
   func abortConnection() { close(.aborted) }
 
   func pauseProducing() {
-    guard readEvent != nil, !paused else { return }
+    guard hasHandles, !paused else { return }
     paused = true
     stopReading()
   }
 
   func resumeProducing() {
-    guard readEvent != nil, paused else { return }
+    guard hasHandles, paused else { return }
     paused = false
     startReadingIfWanted()
   }
@@ -364,7 +439,7 @@ final class TCPConnection: Transport {
   }
 
   private func setOption(_ level: Int32, _ name: Int32, _ enabled: Bool) throws(SocketError) {
-    guard readEvent != nil else { throw SocketError.from(code: EBADF) }
+    guard hasHandles else { throw SocketError.from(code: EBADF) }
     var value: Int32 = enabled ? 1 : 0
     if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SocketError.current() }
   }
@@ -386,16 +461,22 @@ final class TCPConnection: Transport {
   /// The one place the bufferevent, the read event and the socket are freed, the counters updated and `connectionLost` called.
   private func finishClose(_ reason: CloseReason) {
     withExtendedLifetime(self) {
+      hasHandles = false
       if let readEvent {
         event_free(readEvent)
         self.readEvent = nil
       }
       if let bev {
-        if reason == .reactorShutdown { flushOnce(bev) }
+        // In buffered mode the bytes may need libevent's processing (TLS): no raw flush.
+        if reason == .reactorShutdown && !buffered { flushOnce(bev) }
         bufferevent_free(bev)  // clears the callbacks first, closes the socket
         self.bev = nil
       } else {
         evutil_closesocket(fd)
+      }
+      if let rateLimitConfig {
+        ev_token_bucket_cfg_free(rateLimitConfig)
+        self.rateLimitConfig = nil
       }
       reactor.connections.remove(self)
       // Let go of everything but the closed socket's identity: a protocol that keeps its

@@ -44,6 +44,12 @@ public protocol Transport: AnyObject {
   /// The clock of the reactor this connection lives on, for timeouts (`ManualClock` in tests).
   var scheduler: any Scheduler { get }
 
+  /// Limits this connection's own reading and writing to `limit` (nil lifts it).
+  func setRateLimit(_ limit: RateLimit?)
+
+  /// Makes this connection share `group`'s limit with the group's other members.
+  func joinRateLimitGroup(_ group: RateLimitGroup)
+
   /// Turns Nagle's algorithm off (`true`) or on. Throws the socket error.
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError)
 

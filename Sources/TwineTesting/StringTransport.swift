@@ -180,6 +180,17 @@ public final class StringTransport: Transport {
   /// The clock, as the protocol's scheduler.
   public var scheduler: any Scheduler { clock }
 
+  /// The limit last set with ``setRateLimit(_:)``.
+  public private(set) var rateLimit: RateLimit?
+  /// The groups joined with ``joinRateLimitGroup(_:)``, in order.
+  public private(set) var rateLimitGroups: [RateLimitGroup] = []
+
+  /// Records the limit in ``rateLimit`` (the in-memory transport does not throttle).
+  public func setRateLimit(_ limit: RateLimit?) { rateLimit = limit }
+
+  /// Records the group in ``rateLimitGroups``.
+  public func joinRateLimitGroup(_ group: RateLimitGroup) { rateLimitGroups.append(group) }
+
   /// Records `producer`; flow control pauses and resumes it.
   public func registerProducer(_ producer: any PushProducer) { self.producer = producer }
 

@@ -408,7 +408,7 @@ final class TCPConnection: Transport {
     }
   }
 
-  func abortConnection() { close(.aborted) }
+  func abortConnection(reason: CloseReason) { close(reason) }
 
   func pauseProducing() {
     guard hasHandles, !paused else { return }

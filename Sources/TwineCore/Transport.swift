@@ -13,8 +13,8 @@ public protocol Transport: AnyObject {
   /// peer sent something malformed.
   func loseConnection(reason: CloseReason)
 
-  /// Closes now, discarding queued output; `connectionLost(.aborted)` follows.
-  func abortConnection()
+  /// Closes now, discarding queued output; `connectionLost(reason)` follows.
+  func abortConnection(reason: CloseReason)
 
   /// Stops delivering `dataReceived` until ``resumeProducing()``.
   func pauseProducing()
@@ -60,6 +60,9 @@ public protocol Transport: AnyObject {
 extension Transport {
   /// Stops reading, sends everything queued, then closes; `connectionLost(.closedByUs)` follows.
   public func loseConnection() { loseConnection(reason: .closedByUs) }
+
+  /// Closes now, discarding queued output; `connectionLost(.aborted)` follows.
+  public func abortConnection() { abortConnection(reason: .aborted) }
 
   /// Queues the bytes of `bytes`.
   public func write(_ bytes: [UInt8]) {

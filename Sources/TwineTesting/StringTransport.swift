@@ -150,16 +150,17 @@ public final class StringTransport: Transport {
     guard closeReason == nil, !disconnecting else { return }
     disconnecting = true
     closingReason = reason
-    if held.isEmpty { close(reason) }
+    // Inside a callback the close waits for its end, so later writes there still count.
+    if held.isEmpty && callbackDepth == 0 { close(reason) }
   }
 
-  /// Closes at once: `connectionLost(.aborted)`.
-  public func abortConnection() {
+  /// Closes at once, dropping held writes: `connectionLost(reason)`.
+  public func abortConnection(reason: CloseReason) {
     guard closeReason == nil else { return }
     aborted = true
     dropWrites = true
     held = []
-    close(.aborted)
+    close(reason)
   }
 
   /// Holds received bytes until ``resumeProducing()``.
@@ -209,8 +210,11 @@ public final class StringTransport: Transport {
     callbackDepth += 1
     body()
     callbackDepth -= 1
-    if callbackDepth == 0, let reason = pendingClose {
+    guard callbackDepth == 0 else { return }
+    if let reason = pendingClose {
       pendingClose = nil
+      finishClose(reason)
+    } else if let reason = closingReason, held.isEmpty, closeReason == nil {
       finishClose(reason)
     }
   }

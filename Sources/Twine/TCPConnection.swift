@@ -67,6 +67,10 @@ final class TCPConnection: Transport {
   private var closingReason: CloseReason?
   /// The peer sent FIN; we may still be flushing to it.
   private var peerClosed = false
+  /// `loseWriteConnection` was called: writes are refused; the write side shuts once the queue is empty.
+  private var writeShutting = false
+  /// Our write side is shut (`shutdown(SHUT_WR)` done).
+  private var writeShut = false
   /// A socket error seen by a direct send; libevent's own write meets it again and reports it.
   private var sendError: Int32 = 0
   private var counted = false
@@ -196,6 +200,7 @@ final class TCPConnection: Transport {
   private func writeDrained() {
     callbackDepth += 1
     if flowPaused && queued <= writeBufferLimits.lowWater { resumeAfterDrain() }
+    if writeShutting && !writeShut && state == .open && queued == 0 { shutWrite() }
     leaveCallback()  // closes a disconnecting connection whose queue is now empty
   }
 
@@ -215,16 +220,28 @@ final class TCPConnection: Transport {
     leaveCallback()
   }
 
-  /// The peer sent FIN: flush what is queued (the peer may still read), then close.
+  /// The peer sent FIN. A ``HalfCloseable`` protocol hears `readConnectionLost` and may
+  /// go on writing; otherwise flush what is queued (the peer may still read), then close.
   private func peerFinished() {
     peerClosed = true
     guard state == .open || state == .disconnecting else { return }
     stopReading()
-    if queued == 0 {
+    if writeShut {
+      close(.closedByUs)  // both halves are done
+    } else if state == .open, let halfCloseable = proto as? any HalfCloseable {
+      halfCloseable.readConnectionLost()
+    } else if queued == 0 {
       close(.closedByPeer)
     } else {
       state = .disconnecting
     }
+  }
+
+  /// Shuts our write side now that nothing is queued; with the peer's side already done, closes.
+  private func shutWrite() {
+    writeShut = true
+    shutdown(fd, Int32(SHUT_WR))
+    if peerClosed { close(.closedByUs) }
   }
 
   private func stopReading() {
@@ -236,7 +253,7 @@ final class TCPConnection: Transport {
   }
 
   /// True while input should be read: open, not paused by the protocol, not held back by flow control.
-  private var wantsInput: Bool { state == .open && !paused && !(flowPaused && producer == nil) }
+  private var wantsInput: Bool { state == .open && !peerClosed && !paused && !(flowPaused && producer == nil) }
 
   /// Re-arms reading if it is wanted again.
   private func startReadingIfWanted() {
@@ -354,7 +371,7 @@ final class TCPConnection: Transport {
   // MARK: Transport
 
   func write(_ data: RawSpan) {
-    guard state == .open || state == .disconnecting || state == .connecting else { return }
+    guard state == .open || state == .disconnecting || state == .connecting, !writeShutting else { return }
     let count = data.byteCount
     guard count > 0 else { return }
     counters.noteBytesOut(count)
@@ -409,6 +426,12 @@ final class TCPConnection: Transport {
   }
 
   func abortConnection(reason: CloseReason) { close(reason) }
+
+  func loseWriteConnection() {
+    guard state == .open, !writeShutting else { return }
+    writeShutting = true
+    if queued == 0 { shutWrite() }
+  }
 
   func pauseProducing() {
     guard hasHandles, !paused else { return }

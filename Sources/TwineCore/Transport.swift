@@ -13,6 +13,11 @@ public protocol Transport: AnyObject {
   /// peer sent something malformed.
   func loseConnection(reason: CloseReason)
 
+  /// Sends everything queued, then shuts our write side (the peer sees end of stream)
+  /// while reading goes on; later writes are dropped. Once the peer has ended its side too,
+  /// the connection closes (`connectionLost(.closedByUs)`). See ``HalfCloseable``.
+  func loseWriteConnection()
+
   /// Closes now, discarding queued output; `connectionLost(reason)` follows.
   func abortConnection(reason: CloseReason)
 

@@ -4,7 +4,7 @@ import TwineCore
 /// `policies.ProtocolWrapper`): it passes every event up to ``wrapped`` and is the
 /// wrapped protocol's transport, passing every call down. Subclass it to watch or
 /// change the traffic; ``WrappingFactory`` builds one per connection.
-open class ProtocolWrapper: Protocol, Transport {
+open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
   /// The protocol that does the real work.
   public private(set) var wrapped: Protocol!
 
@@ -30,6 +30,16 @@ open class ProtocolWrapper: Protocol, Transport {
   /// Passes the end up.
   open override func connectionLost(_ reason: CloseReason) { wrapped.connectionClosed(reason) }
 
+  /// Passes a half-close up to a ``HalfCloseable`` wrapped protocol; for any other, ends
+  /// the connection as the transport would (flush, then `.closedByPeer`).
+  open func readConnectionLost() {
+    if let halfCloseable = wrapped as? any HalfCloseable {
+      halfCloseable.readConnectionLost()
+    } else {
+      transport.loseConnection(reason: .closedByPeer)
+    }
+  }
+
   // MARK: Transport, passed down
 
   /// Passes the bytes down.
@@ -38,6 +48,8 @@ open class ProtocolWrapper: Protocol, Transport {
   open func loseConnection(reason: CloseReason) { transport.loseConnection(reason: reason) }
   /// Passes the abort down.
   open func abortConnection(reason: CloseReason) { transport.abortConnection(reason: reason) }
+  /// Passes the half-close down.
+  open func loseWriteConnection() { transport.loseWriteConnection() }
   /// Passes the pause down.
   open func pauseProducing() { transport.pauseProducing() }
   /// Passes the resume down.

@@ -36,6 +36,10 @@ public final class StringTransport: Transport {
   public var writeBufferLimits = WriteBufferLimits.default
   /// The producer registered by the protocol, if any.
   public private(set) var producer: (any PushProducer)?
+  /// True once the protocol shut its write side with ``loseWriteConnection()``.
+  public private(set) var writeClosed = false
+  /// True once ``peerHalfClosed()`` shut the peer's side.
+  public private(set) var readClosed = false
   /// True while the transport holds the producer (or, with none, the protocol's input) paused for flow control.
   public private(set) var writePaused = false
 
@@ -102,6 +106,20 @@ public final class StringTransport: Transport {
   /// Delivers the UTF-8 bytes of `text`.
   public func receive(_ text: String) { receive(Array(text.utf8)) }
 
+  /// The peer shuts its write side: a ``HalfCloseable`` protocol hears
+  /// `readConnectionLost`; any other protocol's connection closes (`.closedByPeer`).
+  public func peerHalfClosed() {
+    guard let proto, closeReason == nil, !readClosed else { return }
+    readClosed = true
+    if writeClosed {
+      close(.closedByUs)
+    } else if let halfCloseable = proto as? any HalfCloseable {
+      inCallback { halfCloseable.readConnectionLost() }
+    } else {
+      close(.closedByPeer)
+    }
+  }
+
   /// The peer closes (or resets, per `reason`): `connectionLost(reason)` follows.
   public func peerClosed(_ reason: CloseReason = .closedByPeer) { close(reason) }
 
@@ -152,6 +170,15 @@ public final class StringTransport: Transport {
     closingReason = reason
     // Inside a callback the close waits for its end, so later writes there still count.
     if held.isEmpty && callbackDepth == 0 { close(reason) }
+  }
+
+  /// Records the shut write side in ``writeClosed``; later writes are dropped. With the
+  /// peer's side already shut, the connection closes (`.closedByUs`).
+  public func loseWriteConnection() {
+    guard closeReason == nil, !writeClosed else { return }
+    writeClosed = true
+    dropWrites = true
+    if readClosed { close(.closedByUs) }
   }
 
   /// Closes at once, dropping held writes: `connectionLost(reason)`.

@@ -135,3 +135,31 @@ struct PolicyUnitTests {
     #expect(transport.closeReason == .bufferOverflow)
   }
 }
+
+/// Answers after the peer's half-close.
+final class HalfCloser: Protocol, HalfCloseable {
+  func readConnectionLost() {
+    transport.write("bye")
+    transport.loseWriteConnection()
+  }
+}
+
+@Suite("Half-close on the in-memory transport")
+struct HalfCloseUnitTests {
+  @Test("a half-closeable protocol behind a wrapper answers after the peer's half-close, then closes")
+  func halfCloseThroughWrapper() {
+    let transport = StringTransport()
+    transport.connect(factory: TimeoutFactory(wrapping: Factory(HalfCloser.self), timeout: 5))
+    transport.peerHalfClosed()
+    #expect(transport.writtenString == "bye" && transport.writeClosed)
+    #expect(transport.closeReason == .closedByUs)
+  }
+
+  @Test("a protocol without the opt-in is closed by the peer's half-close")
+  func plainProtocolClosed() {
+    let transport = StringTransport()
+    transport.connect(factory: Factory(Echo.self))
+    transport.peerHalfClosed()
+    #expect(transport.closeReason == .closedByPeer)
+  }
+}

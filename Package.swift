@@ -33,7 +33,7 @@ let package = Package(
     .executableTarget(
       name: "twine",
       dependencies: [
-        "Twine", "TutorialServers",
+        "Twine", "TutorialServers", "TwineProtocols",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],

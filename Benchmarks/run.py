@@ -855,7 +855,50 @@ def bench(args):
             rs = round_ratios(results[cfg.key][s], results[cfg.key].get("epoll", []), k)
             row += f"{rs[0] if rs else float('nan'):10.2f}"
         print(row)
+    if twine and "twine" in servers:
+        print("\nthrottling (Twine echo, measured bandwidth / configured rate, target within ±20 %):")
+        for label, r, ok, detail in throttle_checks(twine):
+            shown = f"{r:.3f}×" if r is not None else "n/a"
+            print(f"  {label:40s} {shown:>8s}  {'ok' if ok else 'OUT OF RANGE'}  ({detail})")
+            notes.append(f"Throttling, {label}: {shown} of the configured rate ({detail})")
+        write_report(out, configs, servers, results, notes, info, params)
     return 0
+
+
+# --------------------------------------------------------------------------
+# throttling: measured bandwidth against the configured rate (issue 4)
+
+THROTTLE_CASES = [
+    # (label, twine flags, loadgen connections, configured bytes/s seen by the loadgen)
+    ("1 conn, --rate-limit 1 MiB/s", ["--rate-limit", str(1 << 20)], 1, 1 << 20),
+    ("4 conns, --total-rate-limit 2 MiB/s", ["--total-rate-limit", str(2 << 20)], 4, 2 << 20),
+]
+THROTTLE_TOLERANCE = 0.20
+
+
+def throttle_checks(twine, duration=3.0):
+    """Runs Twine's echo with each rate limit; returns [(label, measured/configured, ok, detail)]."""
+    out = []
+    for label, flags, conns, rate in THROTTLE_CASES:
+        argv = [twine, "echo", "--port", "0", "--max-connections", "1000"] + flags
+        server = Server(argv, "twine")
+        try:
+            server.start(timeout=20)
+            la = ["echo", "--conns", str(conns), "--size", "4096", "--depth", "4",
+                  "--duration", str(duration), "--warmup", "1"]
+            rc, res, err = run_loadgen(la, server, duration + 30)
+            if res is None or rc != 0:
+                out.append((label, None, False, f"loadgen exit {rc}: {err[-200:]}"))
+                continue
+            measured = res["mbps"] * 1e6
+            r = measured / rate
+            out.append((label, r, abs(r - 1) <= THROTTLE_TOLERANCE,
+                        f"{measured / 1048576:.3f} MiB/s measured, {rate / 1048576:.3f} MiB/s configured"))
+        except RuntimeError as e:
+            out.append((label, None, False, str(e)))
+        finally:
+            server.stop()
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -934,6 +977,10 @@ def smoke(args):
                 check(f"{name} {mode}: server still running", server.alive(), "" if server.alive() else server.stderr_tail())
             finally:
                 server.stop()
+
+    if twine and os.access(twine, os.X_OK):
+        for label, r, ok, detail in throttle_checks(twine, duration=2.0):
+            check(f"twine throttling {label} within ±20 %", ok, f"{r:.3f}× ({detail})" if r is not None else detail)
 
     # the byte check must catch a corrupting server
     corrupt = os.path.join(BIN, "corrupt_server")

@@ -447,8 +447,14 @@ final class TCPConnection: Transport {
 
   var peer: SocketAddress { peerAddress }
 
+  /// Asked of the socket once, on first use (a closed socket's number may belong to another).
+  private var hostAddress: SocketAddress?
+
   var host: SocketAddress {
-    SocketAddress.of(fd: fd, peer: false) ?? SocketAddress(.ipv4(0), port: 0)
+    if let hostAddress { return hostAddress }
+    guard hasHandles, let found = SocketAddress.of(fd: fd, peer: false) else { return SocketAddress(.ipv4(0), port: 0) }
+    hostAddress = found
+    return found
   }
 
   var pendingWriteCount: Int { queued }
@@ -462,7 +468,7 @@ final class TCPConnection: Transport {
   }
 
   private func setOption(_ level: Int32, _ name: Int32, _ enabled: Bool) throws(SocketError) {
-    guard hasHandles else { throw SocketError.from(code: EBADF) }
+    guard hasHandles else { return }  // closed: a no-op, like every other call
     var value: Int32 = enabled ? 1 : 0
     if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SocketError.current() }
   }

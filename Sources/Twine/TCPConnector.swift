@@ -73,7 +73,7 @@ public final class TCPConnector: Connector {
       return
     }
     let peer = address.withSockaddr { SocketAddress($0, length: Int($1)) } ?? SocketAddress(.ipv4(0), port: 0)
-    if let timeout {
+    if let timeout, timeout.isFinite, timeout > 0, timeout < 1e9 {
       var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
       bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
     }

@@ -21,6 +21,8 @@ public final class Reactor: Scheduler {
   let connections = ConnectionList()
   /// Listening ports, until `stopListening`.
   var ports: [ObjectIdentifier: ListeningPort] = [:]
+  /// UDP ports, until `stopListening`.
+  var udpPorts: [ObjectIdentifier: UDPPort] = [:]
   /// Pending delayed calls, until they fire or are cancelled.
   var delayedCalls: [ObjectIdentifier: DelayedCall] = [:]
   private var threadCaller: CrossThreadCaller!
@@ -114,6 +116,7 @@ public final class Reactor: Scheduler {
     guard !isShutDown else { return }
     isShutDown = true
     for port in Array(ports.values) { port.stopListening() }
+    for port in Array(udpPorts.values) { port.stopListening() }
     for connection in connections.all { connection.close(.reactorShutdown) }
     for call in Array(delayedCalls.values) { call.cancel() }
     for event in signalEvents { event_free(event) }

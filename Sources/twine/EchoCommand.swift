@@ -13,11 +13,15 @@ struct EchoCommand: ParsableCommand {
   @Option(help: "Connections served at once; the next is refused.")
   var maxConnections: Int = 100
 
+  @Flag(help: "Echo UDP datagrams, each back to its sender, instead of TCP connections.")
+  var udp = false
+
   func validate() throws {
     guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
   }
 
   func run() throws {
+    if udp { return try serveUDP(UDPEcho(), options) }
     try serve(CountingFactory(maxConnections: maxConnections), options)
   }
 }

@@ -16,12 +16,17 @@ struct EchoCommand: ParsableCommand {
   @Flag(help: "Echo UDP datagrams, each back to its sender, instead of TCP connections.")
   var udp = false
 
+  @Option(help: "Listen on this UNIX-domain socket path instead of TCP (--port and --interface are ignored).")
+  var unix: String?
+
   func validate() throws {
     guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
+    guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
   }
 
   func run() throws {
     if udp { return try serveUDP(UDPEcho(), options) }
+    if let unix { return try serveUNIX(CountingFactory(maxConnections: maxConnections), path: unix, options) }
     try serve(CountingFactory(maxConnections: maxConnections), options)
   }
 }

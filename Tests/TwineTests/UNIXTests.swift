@@ -138,6 +138,7 @@ struct UNIXTests {
     let reactor = try Reactor()
     CredentialRecorder.seen = []
     CredentialRecorder.onMade = { if CredentialRecorder.seen.count == 3 { reactor.stop() } }
+    defer { CredentialRecorder.onMade = {} }  // a static must not keep the reactor alive past the test
     try reactor.listenUNIX(path, factory: Factory(CredentialRecorder.self))
     reactor.connectUNIX(path, factory: ClientFactory(CredentialRecorder.self))
     let tcpPort = try listen(reactor, Factory(Echo.self))

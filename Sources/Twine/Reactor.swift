@@ -21,6 +21,8 @@ public final class Reactor: Scheduler {
   let connections = ConnectionList()
   /// Listening ports, until `stopListening`.
   var ports: [ObjectIdentifier: ListeningPort] = [:]
+  /// UDP ports, until `stopListening`.
+  var udpPorts: [ObjectIdentifier: UDPPort] = [:]
   /// Pending delayed calls, until they fire or are cancelled.
   var delayedCalls: [ObjectIdentifier: DelayedCall] = [:]
   private let threadCaller: CrossThreadCaller
@@ -139,6 +141,7 @@ public final class Reactor: Scheduler {
     }
     resolver?.cancelAll()
     for port in Array(ports.values) { port.stopListening() }
+    for port in Array(udpPorts.values) { port.stopListening() }
     for connection in connections.all { connection.close(.reactorShutdown) }
     // Closing may have scheduled more (a reconnect, a timer): those were refused; cancel what is left.
     for call in Array(delayedCalls.values) { call.cancel() }

@@ -459,6 +459,8 @@ final class TCPConnection: Transport {
 
   var pendingWriteCount: Int { queued }
 
+  var peerCredentials: PeerCredentials? { readEvent == nil ? nil : PeerCredentials.of(fd: fd) }
+
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
     try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, enabled)
   }

@@ -33,6 +33,9 @@ public protocol Transport: AnyObject {
   /// The local end's address.
   var host: SocketAddress { get }
 
+  /// The peer process's pid, uid and gid on a UNIX-domain socket; nil elsewhere (the default).
+  var peerCredentials: PeerCredentials? { get }
+
   /// Bytes queued but not yet handed to the kernel.
   var pendingWriteCount: Int { get }
 

@@ -23,6 +23,8 @@ public final class StringTransport: Transport {
   public var peer: SocketAddress
   /// The local address the protocol sees.
   public var host: SocketAddress
+  /// The peer credentials the protocol sees (nil, as over TCP, unless a test sets them).
+  public var peerCredentials: PeerCredentials?
   /// Last values set through the socket-option calls.
   public private(set) var noDelay = false
   /// Last value set through ``setKeepAlive(_:)``.

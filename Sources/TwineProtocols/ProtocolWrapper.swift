@@ -5,7 +5,7 @@ import TwineCore
 /// wrapped protocol's transport, passing every call down. Subclass it to watch or
 /// change the traffic; ``WrappingFactory`` builds one per connection.
 open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
-  /// The protocol that does the real work.
+  /// The protocol that does the real work; nil once the connection is lost.
   public private(set) var wrapped: Protocol!
 
   /// Makes an empty wrapper; ``wrap(_:)`` sets the wrapped protocol.
@@ -27,8 +27,12 @@ open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
   /// Passes the bytes up.
   open override func dataReceived(_ data: RawSpan) { wrapped.dataReceived(data) }
 
-  /// Passes the end up.
-  open override func connectionLost(_ reason: CloseReason) { wrapped.connectionClosed(reason) }
+  /// Passes the end up, then lets go of the wrapped protocol (it holds this wrapper as
+  /// its transport: keeping both would be a cycle).
+  open override func connectionLost(_ reason: CloseReason) {
+    wrapped.connectionClosed(reason)
+    wrapped = nil
+  }
 
   /// Passes a half-close up to a ``HalfCloseable`` wrapped protocol; for any other, ends
   /// the connection as the transport would (flush, then `.closedByPeer`).

@@ -354,6 +354,8 @@ final class TCPConnection: Transport {
 
   var pendingWriteCount: Int { queued }
 
+  var disconnecting: Bool { state == .disconnecting || state == .closed }
+
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
     try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, enabled)
   }

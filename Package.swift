@@ -10,6 +10,7 @@ let package = Package(
     .library(name: "Twine", targets: ["Twine"]),
     .library(name: "TwineCore", targets: ["TwineCore"]),
     .library(name: "TwineTesting", targets: ["TwineTesting"]),
+    .library(name: "TwineProtocols", targets: ["TwineProtocols"]),
     .executable(name: "twine", targets: ["twine"]),
   ],
   dependencies: [
@@ -27,7 +28,8 @@ let package = Package(
       name: "Twine", dependencies: ["CLibevent", "TwineCore", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
-    .target(name: "TutorialServers", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols"], swiftSettings: strict),
     .executableTarget(
       name: "twine",
       dependencies: [
@@ -45,5 +47,8 @@ let package = Package(
     .testTarget(
       name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent"], swiftSettings: strict),
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
+    .testTarget(
+      name: "TwineProtocolsTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "CLibevent"],
+      swiftSettings: strict),
   ]
 )

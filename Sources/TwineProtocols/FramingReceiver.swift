@@ -20,11 +20,23 @@ open class FramingReceiver: Protocol, PushProducer {
   var pending: [UInt8] = []
   /// True while a parse is running: bytes arriving now are queued behind it.
   private var busy = false
+  /// ``isPaused`` and ``broken`` in one word, so the per-frame check is one property read
+  /// (each read of a class property costs a dynamic exclusivity check).
+  private(set) var halt: UInt8 = 0
+  private static let pausedBit: UInt8 = 1
+  private static let brokenBit: UInt8 = 2
+
   /// Set once the peer's bytes cannot be parsed further: nothing more is delivered.
-  var broken = false
+  var broken: Bool {
+    get { halt & Self.brokenBit != 0 }
+    set { halt = newValue ? halt | Self.brokenBit : halt & ~Self.brokenBit }
+  }
 
   /// True between ``pauseProducing()`` and ``resumeProducing()``.
-  public private(set) var isPaused = false
+  public private(set) var isPaused: Bool {
+    get { halt & Self.pausedBit != 0 }
+    set { halt = newValue ? halt | Self.pausedBit : halt & ~Self.pausedBit }
+  }
 
   /// Makes a receiver; `Factory` calls this through the protocol's type.
   public required init() { super.init() }
@@ -82,7 +94,7 @@ open class FramingReceiver: Protocol, PushProducer {
   var partialByteCount: Int { 0 }
 
   /// True when no frame may be delivered now: paused, or finished.
-  final var shouldStop: Bool { isPaused || isFinished }
+  final var shouldStop: Bool { halt != 0 || isFinished }
 
   /// True once nothing will ever be delivered again: the framing broke, or the connection is closing or closed.
   final var isFinished: Bool { broken || !connected || transport.disconnecting }

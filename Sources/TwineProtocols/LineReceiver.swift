@@ -25,14 +25,25 @@ open class LineReceiver: FramingReceiver {
   /// The bytes that end a line; default `"\r\n"`. Must not be empty. Change it in
   /// `connectionMade` or from `lineReceived`, not while a line is half received.
   public var delimiter: [UInt8] = [13, 10] {
-    didSet { precondition(!delimiter.isEmpty, "LineReceiver.delimiter must not be empty") }
+    didSet {
+      precondition(!delimiter.isEmpty, "LineReceiver.delimiter must not be empty")
+      changes &+= 1
+    }
   }
 
   /// The longest line accepted, in bytes, not counting the delimiter; default 16384 (Twisted's `MAX_LENGTH`).
-  public var maxLength = 16384
+  public var maxLength = 16384 {
+    didSet { changes &+= 1 }
+  }
 
   /// True while bytes are split into lines; false in raw mode.
-  public private(set) var isLineMode = true
+  public private(set) var isLineMode = true {
+    didSet { changes &+= 1 }
+  }
+
+  /// Counts changes to the settings above, so the loop over the lines of one read re-reads
+  /// them only after a callback that changed one.
+  private var changes = 0
 
   /// The start of a line whose end has not arrived yet (in skip mode, the last bytes of a
   /// discarded line, in case they begin a delimiter).
@@ -123,7 +134,6 @@ open class LineReceiver: FramingReceiver {
 
   override func parse(_ bytes: UnsafeRawBufferPointer) -> Int {
     let count = bytes.count
-    let width = delimiter.count
     var index = 0
     while index < count {
       if shouldStop { return index }
@@ -142,21 +152,32 @@ open class LineReceiver: FramingReceiver {
         return count
       }
       if partial.isEmpty {
-        // The common case: a line wholly inside this read, handed up in place.
-        let window = min(count, index + maxLength + width)
-        if let start = bytes.firstIndex(of: delimiter, from: index, to: window) {
-          let line = UnsafeRawBufferPointer(rebasing: bytes[index..<start])
-          index = start + width
-          lineReceived(line.bytes)
-        } else if count - index >= maxLength + width {
-          index = overlong(bytes, from: index)
-        } else {
-          partial.append(contentsOf: bytes[index...])
-          return count
+        // The common case: lines wholly inside this read, handed up in place. The settings
+        // are read once; a callback that changes one, pauses or closes ends this inner loop.
+        let delimiter = self.delimiter
+        let width = delimiter.count
+        let maxLength = self.maxLength
+        let version = changes
+        let transport: any Transport = self.transport
+        while true {
+          let window = min(count, index + maxLength + width)
+          if let start = bytes.firstIndex(of: delimiter, from: index, to: window) {
+            let line = UnsafeRawBufferPointer(rebasing: bytes[index..<start])
+            index = start + width
+            lineReceived(line.bytes)
+            if index < count && halt == 0 && changes == version && !transport.disconnecting { continue }
+          } else if count - index >= maxLength + width {
+            index = overlong(bytes, from: index)
+          } else {
+            partial.append(contentsOf: bytes[index...])
+            return count
+          }
+          break
         }
         continue
       }
       // A line begun in an earlier read: find its end, join, hand up the joined copy.
+      let width = delimiter.count
       let limit = min(count, index + max(0, maxLength + width - partial.count))
       if let end = lineEnd(bytes, from: index, limit: limit) {
         partial.append(contentsOf: bytes[index..<end])

@@ -24,6 +24,18 @@ final class RawAfterHeader: LineReceiver {
   override func rawDataReceived(_ data: RawSpan) { events.append(.raw(data.bytes)) }
 }
 
+/// Switches to LF lines and a 3-byte limit on the line "switch".
+final class SwitchingDelimiter: LineReceiver {
+  var lines: [String] = []
+  override func lineReceived(_ line: RawSpan) {
+    lines.append(line.utf8String)
+    if line.utf8String == "switch" {
+      delimiter = [10]
+      maxLength = 3
+    }
+  }
+}
+
 @Suite("LineReceiver")
 struct LineReceiverTests {
   @Test("splits on CRLF; a line across reads is joined; a bare LF or CR is part of the line")
@@ -100,6 +112,17 @@ struct LineReceiverTests {
     proto.setLineMode(extra: Array("x\r\ny".utf8))
     transport.receive("z\r\n")
     #expect(proto.events == [.frame(Array("raw".utf8)), .frame([120]), .frame(Array("yz".utf8))])
+  }
+
+  @Test("a delimiter and limit changed in lineReceived apply to the rest of the same read")
+  func settingsChangedMidRead() {
+    for split in Split.allCases {
+      var rng = SplitMix64(seed: 11)
+      let proto = SwitchingDelimiter()
+      let transport = feed(proto, split.chunks(Array("a\r\nswitch\r\nb\r\nc\nlong\n".utf8), &rng))
+      #expect(proto.lines == ["a", "switch", "b\r", "c"], "\(split)")
+      #expect(protocolErrorMessage(transport.closeReason) == "line longer than 3 bytes", "\(split)")
+    }
   }
 
   @Test("no line is delivered after loseConnection from lineReceived, even from the same read")

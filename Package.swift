@@ -29,7 +29,7 @@ let package = Package(
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
-    .target(name: "TutorialServers", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols"], swiftSettings: strict),
     .executableTarget(
       name: "twine",
       dependencies: [
@@ -49,6 +49,9 @@ let package = Package(
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
     .testTarget(
       name: "PolicyTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "TutorialServers"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TwineProtocolsTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "CLibevent"],
       swiftSettings: strict),
   ]
 )

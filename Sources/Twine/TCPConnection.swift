@@ -459,7 +459,9 @@ final class TCPConnection: Transport {
 
   var pendingWriteCount: Int { queued }
 
-  var peerCredentials: PeerCredentials? { readEvent == nil ? nil : PeerCredentials.of(fd: fd) }
+  var peerCredentials: PeerCredentials? { hasHandles ? PeerCredentials.of(fd: fd) : nil }
+
+  var disconnecting: Bool { state == .disconnecting || state == .closed }
 
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
     try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, enabled)

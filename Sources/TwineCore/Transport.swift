@@ -39,6 +39,11 @@ public protocol Transport: AnyObject {
   /// Bytes queued but not yet handed to the kernel.
   var pendingWriteCount: Int { get }
 
+  /// True once `loseConnection` or `abortConnection` was called, or the connection closed
+  /// (Twisted's `transport.disconnecting`): a protocol that hands out several messages from
+  /// one read stops when this turns true.
+  var disconnecting: Bool { get }
+
   /// When the queue pauses and resumes producers, and when it aborts. Default: ``WriteBufferLimits/default``.
   var writeBufferLimits: WriteBufferLimits { get set }
 

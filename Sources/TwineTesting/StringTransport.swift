@@ -11,7 +11,7 @@ import TwineCore
 public final class StringTransport: Transport {
   /// Every byte the protocol wrote, in order.
   public private(set) var written: [UInt8] = []
-  /// True once the protocol called `loseConnection()`.
+  /// True once the protocol called `loseConnection()` or `abortConnection()`, or the connection closed.
   public private(set) var disconnecting = false
   /// True once the protocol called `abortConnection()`.
   public private(set) var aborted = false
@@ -187,6 +187,7 @@ public final class StringTransport: Transport {
   public func abortConnection(reason: CloseReason) {
     guard closeReason == nil else { return }
     aborted = true
+    disconnecting = true
     dropWrites = true
     held = []
     close(reason)
@@ -259,6 +260,7 @@ public final class StringTransport: Transport {
 
   private func finishClose(_ reason: CloseReason) {
     closeReason = reason
+    disconnecting = true
     factory?.counters.noteClosed()
     let proto = self.proto
     let producer = self.producer

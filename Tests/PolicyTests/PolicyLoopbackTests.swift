@@ -79,6 +79,53 @@ struct PolicyLoopbackTests {
     for peer in 1...5 { #expect(factory.openConnections(from: "127.0.0.\(peer)") == 0) }  // the reactor shut down
   }
 
+  @Test("half a netstring then silence: the idle timeout drops that client; a well-behaved one is answered")
+  func halfFrameThenSilence() throws {
+    final class Answer: NetstringReceiver {
+      nonisolated(unsafe) static var reasons: [CloseReason] = []
+      nonisolated(unsafe) static var frames: [String] = []
+      override func stringReceived(_ string: RawSpan) {
+        Self.frames.append(string.utf8String)
+        sendString("ok")
+      }
+      override func connectionLost(_ reason: CloseReason) { Self.reasons.append(reason) }
+    }
+    Answer.reasons = []
+    Answer.frames = []
+    let reactor = try Reactor()
+    let factory = TimeoutFactory(wrapping: Factory(Answer.self), timeout: 0.3)
+    let port = try reactor.listenTCP(0, factory: factory, interface: "127.0.0.1").address.port
+    let stalled = connectFrom("127.0.0.1", to: port)
+    let good = connectFrom("127.0.0.1", to: port)
+    defer {
+      close(stalled)
+      close(good)
+    }
+    var sentHalf = false
+    let poll = LoopingCall(reactor) {
+      if !sentHalf {
+        sentHalf = true
+        _ = "10:half".withCString { send(stalled, $0, 7, Int32(MSG_NOSIGNAL)) }
+        _ = "5:hello,".withCString { send(good, $0, 8, Int32(MSG_NOSIGNAL)) }
+      }
+      if !Answer.reasons.isEmpty { reactor.stop() }
+    }
+    poll.start(interval: 0.02)
+    var timedOut = false
+    let guardCall = reactor.callLater(10) {
+      timedOut = true
+      reactor.stop()
+    }
+    reactor.run()
+    guardCall.cancel()
+    #expect(!timedOut)
+    #expect(Answer.frames == ["hello"])
+    #expect(Answer.reasons.first == .timedOut)
+    var reply = [UInt8](repeating: 0, count: 16)
+    let got = recv(good, &reply, reply.count, Int32(MSG_DONTWAIT))
+    #expect(got == 5 && Array(reply[..<5]) == Array("2:ok,".utf8))
+  }
+
   @Test("a client that connects and sends nothing is dropped by the idle timeout; others are served")
   func silentClientTimedOut() throws {
     final class Watch: Protocol {

@@ -13,13 +13,18 @@ public final class ListeningPort {
   /// The bound address; its port is the real one when 0 was asked for.
   public let address: SocketAddress
   private var warnedExhaustion = false
+  /// For a TLS port (`listenSSL`): the context its connections handshake with.
+  private let tls: TLSSetup?
 
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
 
-  init(reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory) throws(TwineError) {
+  init(
+    reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory, tls: TLSSetup? = nil
+  ) throws(TwineError) {
     self.reactor = reactor
     self.factory = factory
+    self.tls = tls
     guard var numeric = NumericAddress(host: interface, port: port) else {
       throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
     }
@@ -73,6 +78,10 @@ public final class ListeningPort {
   private func accepted(_ fd: Int32, _ sa: UnsafeMutablePointer<sockaddr>, _ length: Int) {
     warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
+    if let tls {  // the protocol is built after the handshake
+      TCPConnection.acceptTLS(reactor: reactor, fd: fd, peer: peer, factory: factory, setup: tls)
+      return
+    }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
       evutil_closesocket(fd)

@@ -12,9 +12,12 @@ public final class TCPConnector: Connector {
   private var lookup: Resolver.Lookup?
   private weak var connection: TCPConnection?
   private var attempting = false
+  /// For `connectSSL`: the TLS context the connection handshakes with.
+  private let tls: TLSSetup?
 
-  init(reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?) {
+  init(reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?, tls: TLSSetup? = nil) {
     self.reactor = reactor
+    self.tls = tls
     self.destination = (host, port)
     self.factory = factory
     self.timeout = timeout
@@ -68,14 +71,23 @@ public final class TCPConnector: Connector {
   private func start(_ address: NumericAddress) {
     guard let reactor else { return }
     var address = address
-    guard let bev = bufferevent_socket_new(reactor.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
-      failLater(.error(SocketError.from(code: ENOMEM)))
+    let session = tls.flatMap { TLSSession.connecting($0, serverName: destination.host, base: reactor.base) }
+    guard
+      let bev = tls == nil
+        ? bufferevent_socket_new(reactor.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : session?.bufferevent
+    else {
+      failLater(tls == nil ? .error(SocketError.from(code: ENOMEM)) : .tlsFailed(OpenSSLError.drainQueue()))
       return
     }
     let peer = address.withSockaddr { SocketAddress($0, length: Int($1)) } ?? SocketAddress(.ipv4(0), port: 0)
     if let timeout {
       var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
-      bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
+      if tls != nil {
+        var read = tv  // the TLS handshake waits on reads too: the timeout bounds connect and handshake
+        bufferevent_set_timeouts(bev, &read, &tv)
+      } else {
+        bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
+      }
     }
     let rc = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
     if rc != 0 {
@@ -86,7 +98,8 @@ public final class TCPConnector: Connector {
     }
     let made = TCPConnection(
       reactor: reactor, fd: bufferevent_getfd(bev), bev: bev, factory: factory, peer: peer, connector: self,
-      state: .connecting)
+      state: .connecting, buffered: session != nil)
+    made.tls = session
     connection = made  // the reactor's table keeps it alive
   }
 

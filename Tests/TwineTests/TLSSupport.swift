@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+
+@testable import Twine
+
+/// Self-signed test certificates, made once per test run with Debian's `openssl` CLI in
+/// a temporary folder (removed at exit). Nothing secret is committed.
+enum TestCertificates {
+  /// A certificate and its key, as PEM file paths.
+  struct Pair: Sendable {
+    let certificate: String
+    let key: String
+  }
+
+  /// For `localhost` and 127.0.0.1.
+  static var localhost: Pair { made.localhost }
+  /// For `wrong.example` only: a name check against localhost must fail.
+  static var wrongName: Pair { made.wrongName }
+  /// A client's certificate (CN=twine-test-client), its own CA.
+  static var client: Pair { made.client }
+
+  /// Server options with the localhost certificate.
+  static func server(handshakeTimeout: Double = 30, clientCA: String? = nil) -> TLSOptions {
+    .server(
+      certificateFile: localhost.certificate, privateKeyFile: localhost.key, clientCAFile: clientCA,
+      handshakeTimeout: handshakeTimeout)
+  }
+
+  /// Client options that trust the localhost certificate (and nothing else).
+  static func trustingClient() -> TLSOptions { .client(trustedCAFile: localhost.certificate) }
+
+  private struct Made: Sendable {
+    let folder: String
+    let localhost: Pair
+    let wrongName: Pair
+    let client: Pair
+  }
+
+  private static let made: Made = {
+    let folder = FileManager.default.temporaryDirectory
+      .appendingPathComponent("twine-tls-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)").path
+    try! FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    let made = Made(
+      folder: folder,
+      localhost: generate(in: folder, name: "localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1"),
+      wrongName: generate(in: folder, name: "wrong.example", subjectAltName: "DNS:wrong.example"),
+      client: generate(in: folder, name: "twine-test-client", subjectAltName: "DNS:twine-test-client"))
+    folderToRemove = folder
+    atexit { if let folder = TestCertificates.folderToRemove { try? FileManager.default.removeItem(atPath: folder) } }
+    return made
+  }()
+
+  nonisolated(unsafe) private static var folderToRemove: String?
+
+  /// `openssl req -x509`: a P-256 key and a self-signed certificate valid for two days.
+  private static func generate(in folder: String, name: String, subjectAltName: String) -> Pair {
+    let pair = Pair(certificate: "\(folder)/\(name).crt", key: "\(folder)/\(name).key")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: openssl)
+    process.arguments = [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+      "-keyout", pair.key, "-out", pair.certificate, "-days", "2", "-subj", "/CN=\(name)",
+      "-addext", "subjectAltName=\(subjectAltName)",
+    ]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    do {
+      try process.run()
+      process.waitUntilExit()
+    } catch {
+      fatalError("cannot run \(openssl): \(error) (the Makefile's deps-test installs openssl)")
+    }
+    precondition(process.terminationStatus == 0, "openssl req failed for \(name)")
+    return pair
+  }
+
+  /// The openssl CLI.
+  static let openssl: String = {
+    for folder in ["/usr/bin", "/usr/local/bin", "/bin"] where access("\(folder)/openssl", X_OK) == 0 {
+      return "\(folder)/openssl"
+    }
+    return "/usr/bin/openssl"
+  }()
+}
+
+/// A protocol that records how its connection went (for either end).
+final class Recorder: Protocol {
+  var received: [UInt8] = []
+  var lostReason: CloseReason?
+  var made = false
+  /// Writes every received byte back.
+  var echoes = false
+  var onMade: (Recorder) -> Void = { _ in }
+  var onData: (Recorder) -> Void = { _ in }
+  var onLost: (Recorder) -> Void = { _ in }
+
+  override func connectionMade() {
+    made = true
+    onMade(self)
+  }
+
+  override func dataReceived(_ data: RawSpan) {
+    data.withUnsafeBytes { received.append(contentsOf: $0) }
+    if echoes { transport.write(data) }
+    onData(self)
+  }
+
+  override func connectionLost(_ reason: CloseReason) {
+    lostReason = reason
+    onLost(self)
+  }
+}
+
+/// A server factory that configures each ``Recorder`` it builds and keeps them.
+final class RecorderFactory: Factory {
+  var configure: (Recorder) -> Void = { _ in }
+  var built: [Recorder] = []
+
+  init() { super.init(Recorder.self) }
+
+  override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
+    let recorder = Recorder()
+    configure(recorder)
+    built.append(recorder)
+    return recorder
+  }
+}
+
+/// A client factory that configures each ``Recorder`` it builds and records failures.
+final class RecorderClientFactory: ClientFactory {
+  var configure: (Recorder) -> Void = { _ in }
+  var built: [Recorder] = []
+  var failed: [CloseReason] = []
+  var onFailure: (CloseReason) -> Void = { _ in }
+
+  init() { super.init(Recorder.self) }
+
+  override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
+    let recorder = Recorder()
+    configure(recorder)
+    built.append(recorder)
+    return recorder
+  }
+
+  override func clientConnectionFailed(_ connector: any Connector, reason: CloseReason) {
+    failed.append(reason)
+    onFailure(reason)
+  }
+}
+
+extension CloseReason {
+  /// The text of a `.tlsFailed` reason, nil for any other.
+  var tlsText: String? {
+    if case .tlsFailed(let text) = self { return text }
+    return nil
+  }
+}
+
+/// Runs `reactor` a pass at a time until `done()` holds, or fails the test after
+/// `timeout` seconds. Unlike `run`, the reactor stays usable afterwards.
+func runUntil(
+  _ reactor: Reactor, timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation, _ done: () -> Bool
+) {
+  let deadline = reactor.now + timeout
+  while !done() && reactor.now < deadline {
+    let wake = reactor.callLater(0.05) {}
+    reactor.iterate()
+    wake.cancel()
+  }
+  #expect(done(), "condition not met after \(timeout) s", sourceLocation: sourceLocation)
+}
+
+/// The index of the first byte where `received` and `expected` differ (or where one ends), nil when equal.
+/// For big buffers: an `#expect` on this prints a number, not megabytes.
+func firstDifference(_ received: [UInt8], _ expected: [UInt8]) -> Int? {
+  for index in 0..<min(received.count, expected.count) where received[index] != expected[index] { return index }
+  return received.count == expected.count ? nil : min(received.count, expected.count)
+}

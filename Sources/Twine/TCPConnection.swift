@@ -575,6 +575,10 @@ final class TCPConnection: Transport {
   /// Best effort on shutdown: hand the kernel what is queued, without waiting.
   private func flushOnce(_ bev: OpaquePointer) {
     let output = bufferevent_get_output(bev)!
+    // libevent freezes the start of a socket bufferevent's output (it thaws it around its
+    // own writes): frozen, evbuffer_write fails at once and nothing would leave.
+    evbuffer_unfreeze(output, 1)
+    defer { evbuffer_freeze(output, 1) }
     while evbuffer_get_length(output) > 0 {
       guard evbuffer_write(output, fd) > 0 else { return }
     }

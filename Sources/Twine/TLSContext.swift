@@ -122,6 +122,8 @@ struct TLSSetup {
 enum OpenSSLError {
   /// The reason text of one packed error code (e.g. `certificate verify failed`).
   static func text(_ code: UInt) -> String {
+    // OpenSSL 3 packs an errno with its top bit set (ERR_SYSTEM_FLAG): give the system's text.
+    if code & 0x8000_0000 != 0 { return String(cString: strerror(Int32(truncatingIfNeeded: code & 0x7fff_ffff))) }
     if let reason = ERR_reason_error_string(code) { return String(cString: reason) }
     var buffer = [CChar](repeating: 0, count: 256)
     ERR_error_string_n(code, &buffer, buffer.count)
@@ -133,7 +135,8 @@ enum OpenSSLError {
     var texts: [String] = []
     while case let code = ERR_get_error(), code != 0 {
       let text = text(code)
-      if !texts.contains(text) { texts.append(text) }
+      // "system lib" only says that the errno before it is the cause.
+      if !texts.contains(text) && text != "system lib" { texts.append(text) }
     }
     return texts.isEmpty ? "unknown error" : texts.joined(separator: ": ")
   }

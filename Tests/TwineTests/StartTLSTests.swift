@@ -130,8 +130,7 @@ final class StartTLSServers: Factory {
   init() { super.init(StartTLSServer.self) }
 
   override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
-    let server = StartTLSServer()
-    server.factory = self
+    let server = StartTLSServer()  // no `factory`: the built list would make a cycle
     built.append(server)
     return server
   }

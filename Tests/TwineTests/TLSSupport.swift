@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 @testable import Twine
@@ -53,24 +54,27 @@ enum TestCertificates {
   nonisolated(unsafe) private static var folderToRemove: String?
 
   /// `openssl req -x509`: a P-256 key and a self-signed certificate valid for two days.
+  /// (posix_spawn rather than Foundation's Process, which leaks a weak reference per run.)
   private static func generate(in folder: String, name: String, subjectAltName: String) -> Pair {
     let pair = Pair(certificate: "\(folder)/\(name).crt", key: "\(folder)/\(name).key")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: openssl)
-    process.arguments = [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+    let arguments = [
+      openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
       "-keyout", pair.key, "-out", pair.certificate, "-days", "2", "-subj", "/CN=\(name)",
       "-addext", "subjectAltName=\(subjectAltName)",
     ]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    do {
-      try process.run()
-      process.waitUntilExit()
-    } catch {
-      fatalError("cannot run \(openssl): \(error) (the Makefile's deps-test installs openssl)")
-    }
-    precondition(process.terminationStatus == 0, "openssl req failed for \(name)")
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+    defer { for arg in argv { free(arg) } }
+    var child: pid_t = 0
+    let spawned = posix_spawn(&child, openssl, &actions, nil, argv, environ)
+    precondition(spawned == 0, "cannot run \(openssl) (the Makefile's deps-test installs openssl)")
+    var status: Int32 = 0
+    while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+    precondition(status == 0, "openssl req failed for \(name) (status \(status))")
     return pair
   }
 

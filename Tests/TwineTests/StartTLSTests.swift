@@ -4,10 +4,12 @@ import Testing
 
 /// The server half of a STARTTLS exchange: plaintext until the line `STARTTLS`, then it
 /// writes `greeting` in plaintext, upgrades, and either echoes or writes `afterUpgrade`
-/// and closes.
+/// chunks of `ChunkedStream` and closes.
 final class StartTLSServer: Protocol {
   nonisolated(unsafe) static var greeting: [UInt8] = []
-  nonisolated(unsafe) static var afterUpgrade: [UInt8]?
+  /// Bytes of `ChunkedStream` to write right after the upgrade, then close; nil: echo.
+  nonisolated(unsafe) static var afterUpgrade: Int?
+  var onLost: () -> Void = {}
   var plaintext: [UInt8] = []
   var secured: [UInt8] = []
   var upgraded = false
@@ -25,13 +27,16 @@ final class StartTLSServer: Protocol {
     transport.write(Self.greeting)
     transport.write("GO\n")
     transport.startTLS(TestCertificates.server())
-    if let blob = Self.afterUpgrade {
-      transport.write(blob)  // waits for the handshake
+    if let total = Self.afterUpgrade {
+      ChunkedStream.write(total, to: transport)  // waits for the handshake
       transport.loseConnection()
     }
   }
 
-  override func connectionLost(_ reason: CloseReason) { lostReason = reason }
+  override func connectionLost(_ reason: CloseReason) {
+    lostReason = reason
+    onLost()
+  }
 }
 
 /// The client half: asks for STARTTLS, reads the plaintext answer up to `GO`, upgrades,
@@ -41,6 +46,10 @@ final class StartTLSClient: Protocol {
   var expecting = 0
   var plaintext: [UInt8] = []
   var secured: [UInt8] = []
+  /// When set, TLS bytes are checked against `ChunkedStream` instead of kept in `secured`.
+  var checker: StreamChecker?
+  /// Pause reading right after starting TLS (the test resumes it).
+  var pauseAfterUpgrade = false
   var upgraded = false
   var lostReason: CloseReason?
 
@@ -48,7 +57,11 @@ final class StartTLSClient: Protocol {
 
   override func dataReceived(_ data: RawSpan) {
     if upgraded {
-      data.withUnsafeBytes { secured.append(contentsOf: $0) }
+      if checker != nil {
+        checker!.check(data)
+      } else {
+        data.withUnsafeBytes { secured.append(contentsOf: $0) }
+      }
       if secured.count >= expecting && !payload.isEmpty { transport.loseConnection() }
       return
     }
@@ -56,6 +69,7 @@ final class StartTLSClient: Protocol {
     guard plaintext.ends(with: Array("GO\n".utf8)) else { return }
     upgraded = true
     transport.startTLS(TestCertificates.trustingClient())
+    if pauseAfterUpgrade { transport.pauseProducing() }
     if !payload.isEmpty { transport.write(payload) }
   }
 
@@ -76,7 +90,9 @@ struct StartTLSTests {
   }
 
   /// Runs one STARTTLS exchange; returns both ends and the server's factory.
-  func exchange(payload: [UInt8], expecting: Int) throws -> (server: StartTLSServer, client: StartTLSClient, Factory) {
+  func exchange(payload: [UInt8], expecting: Int, checked: Bool = false, pausedUntilServerCloses: Bool = false) throws
+    -> (server: StartTLSServer, client: StartTLSClient, Factory)
+  {
     let reactor = try Reactor()
     let servers = StartTLSServers()
     let port = try reactor.listenTCP(0, factory: servers, interface: "127.0.0.1").address.port
@@ -84,6 +100,11 @@ struct StartTLSTests {
     clients.configure = { client in
       client.payload = payload
       client.expecting = expecting
+      if checked { client.checker = StreamChecker() }
+      client.pauseAfterUpgrade = pausedUntilServerCloses
+    }
+    if pausedUntilServerCloses {
+      servers.onLost = { reactor.callLater(0.1) { clients.built.first?.transport.resumeProducing() } }
     }
     reactor.connectTCP("localhost", port, factory: clients)
     runUntil(reactor, timeout: 60) {
@@ -113,24 +134,37 @@ struct StartTLSTests {
 
   @Test("16 MiB written right after startTLS, then loseConnection, arrives whole and closes cleanly")
   func bulkAfterUpgrade() throws {
-    let blob = pattern(16 << 20, seed: 8)
-    StartTLSServer.afterUpgrade = blob
-    let (server, client, _) = try exchange(payload: [], expecting: blob.count)
-    #expect(client.secured.count == blob.count)
-    #expect(firstDifference(client.secured, blob) == nil)
+    StartTLSServer.afterUpgrade = 16 << 20
+    let (server, client, _) = try exchange(payload: [], expecting: 16 << 20, checked: true)
+    #expect(client.checker?.count == 16 << 20)
+    #expect(client.checker?.firstMismatch == nil)
     #expect(client.lostReason == .closedByPeer)
     #expect(server.lostReason == .closedByUs)
+  }
+  @Test("after startTLS, bytes that arrive together with close_notify are delivered before connectionLost")
+  func tailBeforeCloseNotifyThroughFilter() throws {
+    // The client pauses from its upgrade until the server has written 40 kB after its own,
+    // sent close_notify and closed: the last record and the alert are read together.
+    StartTLSServer.afterUpgrade = 40_000
+    let (server, client, _) = try exchange(payload: [], expecting: 40_000, checked: true, pausedUntilServerCloses: true)
+    #expect(server.lostReason == .closedByUs)
+    #expect(client.checker?.count == 40_000)
+    #expect(client.checker?.firstMismatch == nil)
+    #expect(client.lostReason == .closedByPeer)
   }
 }
 
 /// Keeps the `StartTLSServer`s it builds.
 final class StartTLSServers: Factory {
   var built: [StartTLSServer] = []
+  /// Called when one of its servers' connection is lost.
+  var onLost: () -> Void = {}
 
   init() { super.init(StartTLSServer.self) }
 
   override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
     let server = StartTLSServer()  // no `factory`: the built list would make a cycle
+    server.onLost = { [weak self] in self?.onLost() }
     built.append(server)
     return server
   }

@@ -94,6 +94,8 @@ final class Recorder: Protocol {
   var made = false
   /// Writes every received byte back.
   var echoes = false
+  /// When set, received bytes are checked against ``ChunkedStream`` here instead of kept in ``received``.
+  var checker: StreamChecker?
   var onMade: (Recorder) -> Void = { _ in }
   var onData: (Recorder) -> Void = { _ in }
   var onLost: (Recorder) -> Void = { _ in }
@@ -104,7 +106,11 @@ final class Recorder: Protocol {
   }
 
   override func dataReceived(_ data: RawSpan) {
-    data.withUnsafeBytes { received.append(contentsOf: $0) }
+    if checker != nil {
+      checker!.check(data)
+    } else {
+      data.withUnsafeBytes { received.append(contentsOf: $0) }
+    }
     if echoes { transport.write(data) }
     onData(self)
   }
@@ -179,4 +185,42 @@ func runUntil(
 func firstDifference(_ received: [UInt8], _ expected: [UInt8]) -> Int? {
   for index in 0..<min(received.count, expected.count) where received[index] != expected[index] { return index }
   return received.count == expected.count ? nil : min(received.count, expected.count)
+}
+
+/// A long deterministic byte stream, written in 64 KiB chunks and checked as it arrives,
+/// so a test moves many MiB without holding them (memory other suites measure stays low).
+enum ChunkedStream {
+  static let chunkSize = 64 << 10
+  private static let base = pattern(chunkSize + 251, seed: 11)
+
+  /// Writes the stream's first `total` bytes to `transport`, a chunk at a time.
+  static func write(_ total: Int, to transport: any Transport) {
+    var index = 0
+    while index * chunkSize < total {
+      let start = index &* 131 % 251
+      let length = min(chunkSize, total - index * chunkSize)
+      base[start..<start + length].withUnsafeBytes { transport.write($0.bytes) }
+      index += 1
+    }
+  }
+
+  /// The byte at `position` of the stream.
+  static func byte(at position: Int) -> UInt8 { base[(position / chunkSize) &* 131 % 251 + position % chunkSize] }
+}
+
+/// Checks bytes against ``ChunkedStream`` as they arrive.
+struct StreamChecker {
+  /// Bytes seen so far.
+  private(set) var count = 0
+  /// The position of the first wrong byte, if any.
+  private(set) var firstMismatch: Int?
+
+  mutating func check(_ data: RawSpan) {
+    data.withUnsafeBytes { bytes in
+      for byte in bytes {
+        if firstMismatch == nil && byte != ChunkedStream.byte(at: count) { firstMismatch = count }
+        count += 1
+      }
+    }
+  }
 }

@@ -198,26 +198,57 @@ struct TLSTests {
   @Test("16 MiB written then loseConnection arrives whole, followed by a clean TLS close")
   func bulkThenLoseConnection() throws {
     let reactor = try Reactor()
-    let blob = pattern(16 << 20, seed: 7)
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.onMade = { proto in
-        proto.transport.write(blob)
+        ChunkedStream.write(16 << 20, to: proto.transport)
         proto.transport.loseConnection()
       }
     }
     let port = try listenTLS(reactor, server)
     let clients = RecorderClientFactory()
-    clients.configure = { client in client.onLost = { _ in reactor.stop() } }
+    clients.configure = { client in
+      client.checker = StreamChecker()
+      client.onLost = { _ in reactor.stop() }
+    }
     try reactor.connectSSL("localhost", port, factory: clients, tls: TestCertificates.trustingClient())
     run(reactor, timeout: 60)
     let client = try #require(clients.built.first)
-    #expect(client.received.count == blob.count)
-    #expect(firstDifference(client.received, blob) == nil)
+    #expect(client.checker?.count == 16 << 20)
+    #expect(client.checker?.firstMismatch == nil)
     // close_notify arrived after the last byte: a clean close, not a truncation.
     #expect(client.lostReason == .closedByPeer)
     #expect(server.built.first?.lostReason == .closedByUs)
-    #expect(server.counters.bytesOut == blob.count)
+    #expect(server.counters.bytesOut == 16 << 20)
+  }
+
+  @Test("bytes that arrive together with close_notify are delivered before connectionLost")
+  func tailBeforeCloseNotify() throws {
+    // The client reads nothing until the server has written 40 kB (it fits in the socket
+    // buffers), sent close_notify and closed: the last record and the alert are read together.
+    let reactor = try Reactor()
+    let tail = pattern(40_000, seed: 12)
+    let clients = RecorderClientFactory()
+    clients.configure = { client in
+      client.onMade = { $0.transport.pauseProducing() }
+      client.onLost = { _ in reactor.stop() }
+    }
+    let server = RecorderFactory()
+    server.configure = { recorder in
+      recorder.onMade = { proto in
+        proto.transport.write(tail)
+        proto.transport.loseConnection()
+      }
+      recorder.onLost = { _ in reactor.callLater(0.1) { clients.built.first?.transport.resumeProducing() } }
+    }
+    let port = try listenTLS(reactor, server)
+    try reactor.connectSSL("localhost", port, factory: clients, tls: TestCertificates.trustingClient())
+    run(reactor)
+    #expect(server.built.first?.lostReason == .closedByUs)
+    let client = try #require(clients.built.first)
+    #expect(client.received.count == tail.count)
+    #expect(firstDifference(client.received, tail) == nil)
+    #expect(client.lostReason == .closedByPeer)
   }
 
   @Test("a peer that closes without close_notify ends the connection with tlsFailed, unless unclean closes are allowed")

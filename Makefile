@@ -1,9 +1,10 @@
 # Twine: `make run` sets up and runs the echo server; `make test` sets up and runs every test.
 SHELL := /bin/bash
 SWIFT ?= swift
-# Debian packages: the library needs libevent-dev and pkg-config; the tests need the peer programs.
-BUILD_PACKAGES := libevent-dev pkg-config
-TEST_PACKAGES := $(BUILD_PACKAGES) netcat-openbsd python3 procps util-linux gcc make
+# Debian packages: the library needs libevent-dev, libssl-dev (TLS) and pkg-config; the tests need the
+# peer programs (openssl: test certificates and s_client).
+BUILD_PACKAGES := libevent-dev libssl-dev pkg-config
+TEST_PACKAGES := $(BUILD_PACKAGES) netcat-openbsd python3 procps util-linux gcc make openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TWINE_RELEASE := .build/release/twine
 PORT ?= 8025

@@ -23,9 +23,13 @@ let package = Package(
       pkgConfig: "libevent_core libevent_extra libevent_pthreads",
       providers: [.apt(["libevent-dev"])]
     ),
+    // libevent's OpenSSL bufferevents: linked by the module map (event_openssl, ssl, crypto), not by
+    // `pkg-config libevent_openssl`, whose `Requires: libevent` would load the whole libevent a second time.
+    .systemLibrary(name: "CLibeventOpenSSL", pkgConfig: "openssl", providers: [.apt(["libevent-dev", "libssl-dev"])]),
     .target(name: "TwineCore", swiftSettings: strict),
     .target(
-      name: "Twine", dependencies: ["CLibevent", "TwineCore", .product(name: "Logging", package: "swift-log")],
+      name: "Twine",
+      dependencies: ["CLibevent", "CLibeventOpenSSL", "TwineCore", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),

@@ -23,6 +23,7 @@ checks zero errors and a non-zero rate, checks that the byte verification
 catches bin/corrupt_server, and ends with the line "N passed, N failed".
 """
 import argparse
+import atexit
 import datetime
 import json
 import os
@@ -59,6 +60,9 @@ COLORS = {
     "twisted": "#59a14f",
     "twine": "#e15759",
 }
+# The TLS row: servers that have a TLS echo, and the one the others are compared with.
+TLS_SERVERS = ("libevent", "twine")
+BASE_NAMES = {"epoll": "epoll", "libevent": "libevent C"}
 SATURATED_PCT = 90.0  # loadgen CPU at or above this: flag it
 NOISY_PCT = 25.0  # other processes used more than this much of a CPU during a run: retry it
 RETRIES = 2
@@ -203,8 +207,42 @@ def run_loadgen(args, server, timeout):
 # servers
 
 
+def tls_files(_made={}):
+    """(certificate, key) for the TLS row: a self-signed pair made once per run with the
+    openssl CLI in a temporary folder removed at exit; None without openssl."""
+    if "pair" not in _made:
+        _made["pair"] = None
+        openssl = shutil.which("openssl")
+        if openssl:
+            folder = tempfile.mkdtemp(prefix="twine-bench-tls-")
+            atexit.register(shutil.rmtree, folder, True)
+            cert, key = os.path.join(folder, "cert.pem"), os.path.join(folder, "key.pem")
+            made = subprocess.run(
+                [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                 "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                 "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                capture_output=True, timeout=60,
+            )
+            if made.returncode == 0:
+                _made["pair"] = (cert, key)
+    return _made["pair"]
+
+
 def server_argv(name, mode, twine):
-    """argv for server `name` in `mode` (echo|hello), or (None, why-missing)."""
+    """argv for server `name` in `mode` (echo|hello|tls-echo), or (None, why-missing)."""
+    if mode == "tls-echo":
+        if name not in TLS_SERVERS:
+            return None, f"{name} has no TLS echo here"
+        pair = tls_files()
+        if pair is None:
+            return None, "no openssl CLI to make the TLS row's certificate"
+        if name == "libevent":
+            path = os.path.join(BIN, "libevent_tls_server")
+            if not os.access(path, os.X_OK):
+                return None, f"{path} not built (make c)"
+            return [path, "echo", "--port", "0", "--cert", pair[0], "--key", pair[1]], None
+        argv, why = server_argv(name, "echo", twine)
+        return (argv + ["--tls-cert", pair[0], "--tls-key", pair[1]], None) if argv else (None, why)
     if name == "epoll":
         path = os.path.join(BIN, "epoll_server")
         return ([path, mode, "--port", "0"], None) if os.access(path, os.X_OK) else (None, f"{path} not built (make c)")
@@ -235,8 +273,9 @@ def server_argv(name, mode, twine):
 
 
 class Config:
-    def __init__(self, key, title, kind, args, server_mode="echo", short=None):
+    def __init__(self, key, title, kind, args, server_mode="echo", short=None, base="epoll"):
         self.key = key
+        self.base = base  # the server the others are compared with (× base)
         self.title = title
         self.short = short or title  # chart label
         self.kind = kind  # echo | stream | connect | idle
@@ -259,9 +298,18 @@ FULL_CONFIGS = [
     ),
     Config("stream-4", "stream, 4 conns × 64 KiB chunks (8 in flight)", "stream", ["stream", "--conns", "4"], short="stream 4 × 64 KiB"),
     Config("connect-50", "connect + greeting + close, 50 in flight", "connect", ["connect", "--inflight", "50"], "hello", short="connect+greet, 50"),
+    Config(
+        "tls-echo-100x4k",
+        "TLS echo, 100 conns × 4 KiB (× libevent C with OpenSSL bufferevents)",
+        "echo",
+        ["echo", "--conns", "100", "--size", "4096", "--tls", "1"],
+        "tls-echo",
+        short="TLS echo 100 × 4 KiB (÷ libevent C)",
+        base="libevent",
+    ),
     Config("idle-10k", "idle, 10,000 connections (server RSS per connection)", "idle", ["idle", "--conns", "10000"]),
 ]
-QUICK_KEYS = ["echo-100x64", "echo-100x4k", "echo-10x64k", "connect-50", "idle-10k"]
+QUICK_KEYS = ["echo-100x64", "echo-100x4k", "echo-10x64k", "connect-50", "tls-echo-100x4k", "idle-10k"]
 
 
 def wait_for_quiet(limit=15.0, max_wait=10.0):
@@ -485,9 +533,11 @@ def write_svg(path, configs, servers, results):
     for cfg in configs:
         if cfg.kind == "idle":
             continue
-        base_runs = results.get(cfg.key, {}).get("epoll", [])
+        base_runs = results.get(cfg.key, {}).get(cfg.base, [])
         bars = []
         for s in others:
+            if s == cfg.base:
+                continue
             rs = round_ratios(results.get(cfg.key, {}).get(s, []), base_runs, "server_cpu_per_req_us")
             if rs:
                 bars.append((s, rs[0], rs[1], rs[2]))
@@ -631,20 +681,24 @@ def write_report(path, configs, servers, results, notes, info, params):
     for cfg in configs:
         key_metric = "rss_per_conn_bytes" if cfg.kind == "idle" else "server_cpu_per_req_us"
         unit = "B/conn" if cfg.kind == "idle" else "µs"
-        base_runs = results.get(cfg.key, {}).get("epoll", [])
+        base_runs = results.get(cfg.key, {}).get(cfg.base, [])
         row = [cfg.title]
         for s in servers:
             runs = results.get(cfg.key, {}).get(s, [])
             summ = summarize([metric(r, key_metric) for r in runs])
             if summ is None:
                 row.append("–")
-            elif s == "epoll":
+            elif s == cfg.base:
                 row.append(f"{fmt_num(summ[0])} {unit}")
             else:
                 row.append(f"{ratio(round_ratios(runs, base_runs, key_metric), True)}, {fmt_num(summ[0])} {unit}")
         L.append("| " + " | ".join(row) + " |")
     L.append("")
-    L.append("For the idle row the figure is server RSS growth per connection instead of CPU.")
+    L.append(
+        "For the idle row the figure is server RSS growth per connection instead of CPU. The TLS row compares "
+        "with libevent in C using OpenSSL bufferevents (`Benchmarks/c/libevent_tls_server.c`), not with epoll; "
+        "the load generator speaks TLS through OpenSSL and verifies the decrypted echo."
+    )
     L.append("")
 
     # per configuration
@@ -674,14 +728,17 @@ def write_report(path, configs, servers, results, notes, info, params):
         rate_key, rate_name = ("mbps", "MB/s") if cfg.kind == "stream" else (
             ("rps", "conn/s") if cfg.kind == "connect" else ("rps", "req/s")
         )
+        vs = "× " + BASE_NAMES.get(cfg.base, cfg.base)
         L.append(
-            f"| server | CPU/req µs | × epoll | {rate_name} | × epoll | p99 µs | × epoll | "
+            f"| server | CPU/req µs | {vs} | {rate_name} | {vs} | p99 µs | {vs} | "
             "server CPU % | loadgen CPU % | runs |"
         )
         L.append("|---|---|---|---|---|---|---|---|---|---|")
-        base_runs = per.get("epoll", [])
+        base_runs = per.get(cfg.base, [])
         for s in servers:
             runs = per.get(s, [])
+            if cfg.server_mode == "tls-echo" and s not in TLS_SERVERS:
+                continue
             if not runs:
                 L.append(f"| {LABELS[s]} | – | – | – | – | – | – | – | – | 0 |")
                 continue
@@ -815,11 +872,13 @@ def bench(args):
         print(f"warning: {background:.0f}% of the CPUs busy before starting", flush=True)
     info = machine_info(twine)
     results = {c.key: {s: [] for s in servers} for c in configs}
-    total = rounds * len(configs) * len(servers)
+    total = rounds * sum(1 for c in configs for s in servers if c.server_mode != "tls-echo" or s in TLS_SERVERS)
     n = 0
     for rnd in range(rounds):
         for cfg in configs:
             for s in servers:
+                if cfg.server_mode == "tls-echo" and s not in TLS_SERVERS:
+                    continue  # no TLS echo for this server: the row compares libevent C and Twine
                 n += 1
                 res, note = measure(s, cfg, twine, warmup, duration)
                 if res is not None and res.get("requests", 0) > 0:
@@ -852,13 +911,13 @@ def bench(args):
     svg = write_report(out, configs, servers, results, notes, info, params)
     print(f"wrote {out} and {svg} in {elapsed / 60:.1f} min", flush=True)
     # ratio table on the terminal
-    print("\nserver CPU per request × epoll (median of per-round ratios):")
+    print("\nserver CPU per request × epoll (the TLS row: × libevent C; median of per-round ratios):")
     print(f"{'configuration':18s}" + "".join(f"{s:>10s}" for s in servers))
     for cfg in configs:
         k = "rss_per_conn_bytes" if cfg.kind == "idle" else "server_cpu_per_req_us"
         row = f"{cfg.key:18s}"
         for s in servers:
-            rs = round_ratios(results[cfg.key][s], results[cfg.key].get("epoll", []), k)
+            rs = round_ratios(results[cfg.key][s], results[cfg.key].get(cfg.base, []), k)
             row += f"{rs[0] if rs else float('nan'):10.2f}"
         print(row)
     if twine and "twine" in servers:
@@ -1012,7 +1071,7 @@ def smoke(args):
         check(label, ok, detail)
 
     for name in names:
-        for mode in ("echo", "hello"):
+        for mode in ("echo", "hello") + (("tls-echo",) if name in TLS_SERVERS else ()):
             argv, why = server_argv(name, mode, twine)
             if argv is None:
                 check(f"{name} {mode}: server available", False, why)
@@ -1027,6 +1086,9 @@ def smoke(args):
                 if mode == "echo":
                     for label, la in echo_runs:
                         loadgen_ok(f"{name} {label}", server, la, want_rate=not la[0] == "idle")
+                elif mode == "tls-echo":
+                    for label, size in (("4x4KiB", "4096"), ("4x100KB unaligned", "100003")):
+                        loadgen_ok(f"{name} TLS echo {label}", server, ["echo", "--conns", "4", "--size", size, "--tls", "1"] + short)
                 else:
                     loadgen_ok(
                         f"{name} connect/greeting 8 in flight",

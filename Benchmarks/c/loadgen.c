@@ -6,6 +6,7 @@
  *   loadgen connect --port P --inflight K --duration SEC --warmup SEC [--expect STRING]
  *   loadgen idle    --port P --conns N --hold SEC
  * common: [--host 127.0.0.1] [--unix PATH (instead of host and port)] [--server-pid PID] [--connect-timeout SEC]
+ * echo, stream: [--tls 1]
  *
  * echo:    C connections; each keeps D messages of S bytes in flight (D=1:
  *          send, wait for the whole echo, send the next).  Every echoed
@@ -24,6 +25,11 @@
  * idle:    open N connections (at most 128 being set up at once), one small
  *          echo on each, print "ready N" once all are up, hold them until
  *          SIGTERM or --hold elapses, then report the server RSS growth.
+ *
+ * --tls 1: speak TLS (OpenSSL, TLS 1.2 or newer, the server's certificate is
+ * not checked: a load generator, not a client to trust); the handshake is part
+ * of connection set-up, before the warm-up.  Echoed bytes are verified after
+ * decryption as usual.
  *
  * --server-pid PID: server CPU time over the measured period (after warm-up):
  * the sum of /proc/PID/task/{*}/schedstat run times (ns; all threads), or
@@ -56,6 +62,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define RBUF_SZ (256 * 1024)
 #define MAXEV 1024
 #define CONNECT_WINDOW 128 /* connections being set up at once */
@@ -85,6 +94,8 @@ static char *expect;
 static size_t expect_len;
 static int server_pid = 0;
 static int spin = 0; /* --spin 1: busy-poll epoll (never sleep) */
+static int use_tls = 0; /* --tls 1: TLS over every connection */
+static SSL_CTX *tls_ctx;
 
 /* ---------------------------------------------------------------- state */
 struct conn {
@@ -97,6 +108,8 @@ struct conn {
     uint64_t rx;             /* messages fully echoed */
     uint64_t *t_send;        /* ring of `depth` send times (ns) */
     uint16_t glen;           /* connect mode: greeting bytes so far */
+    uint8_t handshaking;     /* --tls: TCP is up, the TLS handshake is not done */
+    SSL *ssl;                /* --tls: the connection's TLS state */
 };
 
 static struct conn *cs;
@@ -275,7 +288,8 @@ static void usage(void) {
             "       loadgen stream  --port P --conns C [--size CHUNK] [--depth D] --duration SEC --warmup SEC\n"
             "       loadgen connect --port P --inflight K --duration SEC --warmup SEC [--expect STRING]\n"
             "       loadgen idle    --port P --conns N --hold SEC\n"
-            "common: [--host 127.0.0.1] [--unix PATH] [--server-pid PID] [--connect-timeout SEC]\n");
+            "common: [--host 127.0.0.1] [--unix PATH] [--server-pid PID] [--connect-timeout SEC]\n"
+            "echo, stream: [--tls 1]\n");
     exit(2);
 }
 
@@ -332,6 +346,11 @@ static void set_out(struct conn *c, uint32_t idx, int on) {
 }
 
 static void conn_close(struct conn *c) {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    c->handshaking = 0;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
 }
@@ -355,6 +374,77 @@ static void queue_msg(struct conn *c, uint64_t t) {
     c->queued++;
 }
 
+/* ---------------------------------------------------------------- TLS (--tls 1) */
+/* SSL_write each iovec in turn; like writev: bytes taken, or -1 with errno (EAGAIN when it would block). */
+static ssize_t tls_writev(struct conn *c, const struct iovec *iov, int n) {
+    size_t done = 0;
+    for (int i = 0; i < n; i++) {
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, iov[i].iov_base, (int)iov[i].iov_len);
+        if (r > 0) {
+            done += (size_t)r;
+            if ((size_t)r < iov[i].iov_len) break;
+            continue;
+        }
+        if (done) break;
+        int e = SSL_get_error(c->ssl, r);
+        errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : e == SSL_ERROR_SYSCALL && errno ? errno : EIO;
+        return -1;
+    }
+    return (ssize_t)done;
+}
+
+/* SSL_read like read(2): bytes, 0 at the end of the stream, or -1 with errno. */
+static ssize_t tls_read(struct conn *c, void *buf, size_t len) {
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, buf, (int)len);
+    if (r > 0) return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN) return 0;
+    if (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) return 0;
+    if (e != SSL_ERROR_SYSCALL || !errno) errno = EIO;
+    return -1;
+}
+
+static void conn_up(struct conn *c, uint32_t idx);
+
+/* Drives the handshake; the connection is up (conn_up) when it completes. */
+static void tls_handshake(struct conn *c, uint32_t idx) {
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        c->handshaking = 0;
+        conn_up(c, idx);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        set_out(c, idx, e == SSL_ERROR_WANT_WRITE);
+        return;
+    }
+    char what[256];
+    ERR_error_string_n(ERR_get_error(), what, sizeof what);
+    conn_fail(c, E_CONNECT, e == SSL_ERROR_SYSCALL ? "TLS handshake: connection closed" : what);
+}
+
+/* TCP connected: start the TLS handshake. */
+static void tls_start(struct conn *c, uint32_t idx) {
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+        conn_fail(c, E_CONNECT, "SSL_new failed");
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->handshaking = 1;
+    tls_handshake(c, idx);
+}
+
 static int flush_tx(struct conn *c, uint32_t idx) {
     while (c->sent < c->queued) {
         struct iovec iov[MAX_IOV];
@@ -367,7 +457,9 @@ static int flush_tx(struct conn *c, uint32_t idx) {
             total += iov[n].iov_len;
             off = 0;
         }
-        ssize_t w = n == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len) : writev(c->fd, iov, n);
+        ssize_t w = c->ssl ? tls_writev(c, iov, n)
+                    : n == 1 ? write(c->fd, iov[0].iov_base, iov[0].iov_len)
+                             : writev(c->fd, iov, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -463,10 +555,10 @@ static int consume(struct conn *c, uint32_t idx, const unsigned char *buf, size_
 
 static void on_readable(struct conn *c, uint32_t idx) {
     for (int iter = 0; iter < 8; iter++) {
-        ssize_t n = read(c->fd, rbuf, RBUF_SZ);
+        ssize_t n = c->ssl ? tls_read(c, rbuf, RBUF_SZ) : read(c->fd, rbuf, RBUF_SZ);
         if (n > 0) {
             if (consume(c, idx, rbuf, (size_t)n, now_ns()) < 0) return;
-            if (n < RBUF_SZ) break;
+            if (n < RBUF_SZ && !c->ssl) break; /* TLS: one record per call; read until it would block */
             continue;
         }
         if (n == 0) {
@@ -513,6 +605,10 @@ static void open_more(void) {
 static void echo_event(uint32_t idx, uint32_t ev) {
     struct conn *c = &cs[idx];
     if (c->state == C_DEAD || c->fd < 0) return;
+    if (c->handshaking) {
+        tls_handshake(c, idx);
+        return;
+    }
     if (c->state == C_CONNECTING) {
         if (!(ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
         int err = 0;
@@ -520,6 +616,10 @@ static void echo_event(uint32_t idx, uint32_t ev) {
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err || (ev & (EPOLLERR | EPOLLHUP))) {
             conn_fail(c, E_CONNECT, err ? strerror(err) : "connect failed");
+            return;
+        }
+        if (use_tls) {
+            tls_start(c, idx);
             return;
         }
         conn_up(c, idx);
@@ -650,6 +750,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--server-pid")) server_pid = (int)parse_l(v);
         else if (!strcmp(a, "--connect-timeout")) connect_timeout = parse_d(v);
         else if (!strcmp(a, "--spin")) spin = (int)parse_l(v);
+        else if (!strcmp(a, "--tls")) use_tls = (int)parse_l(v);
         else usage();
     }
     if (!unix_path && (port <= 0 || port > 65535)) fail_setup("--port (or --unix) is required");
@@ -661,6 +762,13 @@ int main(int argc, char **argv) {
     if (conns < 1 || inflight < 1) fail_setup("--conns/--inflight must be >= 1");
     if (duration <= 0 && mode != MODE_IDLE) fail_setup("--duration must be > 0");
     expect = unescape(expect_raw ? expect_raw : DEFAULT_GREETING, &expect_len);
+    if (use_tls) {
+        if (mode != MODE_ECHO && mode != MODE_STREAM) fail_setup("--tls is for echo and stream");
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!tls_ctx || SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1) fail_setup("SSL_CTX_new failed");
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
     if (expect_len >= GBUF_SZ) fail_setup("--expect too long");
 
     memset(&dst, 0, sizeof dst);

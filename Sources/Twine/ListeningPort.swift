@@ -13,6 +13,8 @@ public final class ListeningPort {
   /// The bound address; its port is the real one when 0 was asked for.
   public let address: SocketAddress
   private var warnedExhaustion = false
+  /// For a TLS port (`listenSSL`): the context its connections handshake with.
+  private let tls: TLSSetup?
 
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
@@ -21,7 +23,9 @@ public final class ListeningPort {
   private let socketFile: SocketFile?
 
   /// Listens on TCP `port` of numeric `interface` (empty: every IPv4 interface).
-  convenience init(reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory) throws(TwineError) {
+  convenience init(
+    reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory, tls: TLSSetup? = nil
+  ) throws(TwineError) {
     guard var numeric = NumericAddress(host: interface, port: port) else {
       throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
     }
@@ -38,16 +42,17 @@ public final class ListeningPort {
       throw .cannotListen(interface: interface, port: port, cause: .from(code: bindError))
     }
     let address = SocketAddress.of(fd: evconnlistener_get_fd(made), peer: false) ?? SocketAddress(.ipv4(0), port: port)
-    self.init(reactor: reactor, listener: made, address: address, factory: factory, socketFile: nil)
+    self.init(reactor: reactor, listener: made, address: address, factory: factory, socketFile: nil, tls: tls)
   }
 
   /// Takes a disabled `listener` (TCP or UNIX-domain), sets its callbacks and starts accepting.
   init(
     reactor: Reactor, listener made: OpaquePointer, address: SocketAddress, factory: Factory,
-    socketFile: SocketFile?
+    socketFile: SocketFile?, tls: TLSSetup? = nil
   ) {
     self.reactor = reactor
     self.factory = factory
+    self.tls = tls
     self.address = address
     self.socketFile = socketFile
     listener = made
@@ -88,6 +93,10 @@ public final class ListeningPort {
   private func accepted(_ fd: Int32, _ sa: UnsafeMutablePointer<sockaddr>, _ length: Int) {
     warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
+    if let tls {  // the protocol is built after the handshake
+      TCPConnection.acceptTLS(reactor: reactor, fd: fd, peer: peer, factory: factory, setup: tls)
+      return
+    }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
       evutil_closesocket(fd)

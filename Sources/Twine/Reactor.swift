@@ -37,6 +37,8 @@ public final class Reactor: Scheduler {
   private var rateLimitGroups: [ObjectIdentifier: (group: RateLimitGroup, shared: SharedRateLimit)] = [:]
   /// Replaced resolvers, kept until their cancelled lookups' callbacks have run.
   private var retiredResolvers: [Resolver] = []
+  /// TLS contexts made so far, one per distinct certificate, key and trust (Reactor+TLS.swift).
+  var tlsContexts: [TLSContext.Key: TLSContext] = [:]
   /// True once ``shutdown()`` began: creators refuse, so nothing outlives the base.
   private(set) var isShutDown = false
   /// Set by ``stop()``; a stop asked for before ``run()`` is kept, not lost.

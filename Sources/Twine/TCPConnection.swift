@@ -25,12 +25,15 @@ import CLibevent
 ///   TLS, or a host's bufferevent — reads through the bufferevent's read callback
 ///   (`evbuffer_peek` → `dataReceived` per chain, borrowed → `evbuffer_drain`) and
 ///   writes only through it.
+/// - TLS (`tls` set; see TCPConnection+TLS.swift): the bufferevent is an OpenSSL one, in
+///   buffered mode. Reading waits for the handshake; the close path sends close_notify
+///   after an orderly flush.
 final class TCPConnection: Transport {
   enum State { case connecting, open, disconnecting, closed }
 
   /// Unowned(unsafe): the reactor frees this object's libevent handles in its shutdown, before it goes,
   /// and nothing reads `reactor` once the handles are gone (that also makes reads in the reactor's deinit legal).
-  private unowned(unsafe) let reactor: Reactor
+  unowned(unsafe) let reactor: Reactor
   /// The output queue: nil until a write has to queue; it owns the socket once made.
   private var bev: OpaquePointer?
   /// The read event (direct mode only); nil in buffered mode and once the handles are freed.
@@ -71,10 +74,14 @@ final class TCPConnection: Transport {
   private var writeShutting = false
   /// Our write side is shut (`shutdown(SHUT_WR)` done).
   private var writeShut = false
+  /// TLS: the peer's close came while the protocol had paused with input undelivered.
+  private var eofAfterInput = false
   /// A socket error seen by a direct send; libevent's own write meets it again and reports it.
   private var sendError: Int32 = 0
   private var counted = false
   private(set) var peerAddress: SocketAddress
+  /// The TLS layer, for a connection that speaks TLS (from the start or after `startTLS`).
+  var tls: TLSSession?
   /// Links in the reactor's ``ConnectionList``.
   var listNext: TCPConnection?
   unowned(unsafe) var listPrev: TCPConnection?
@@ -119,10 +126,10 @@ final class TCPConnection: Transport {
       context)
   }
 
-  /// Bytes queued in the bufferevent, not yet handed to the kernel.
+  /// Bytes queued in the bufferevent (and, under a TLS filter, in the one below it), not yet handed to the kernel.
   private var queued: Int {
     guard let bev else { return 0 }
-    return evbuffer_get_length(bufferevent_get_output(bev))
+    return evbuffer_get_length(bufferevent_get_output(bev)) + (tls?.queuedBelow ?? 0)
   }
 
   /// Starts the connection with its protocol: counts it, turns Nagle off, `connectionMade`, then reads.
@@ -182,18 +189,35 @@ final class TCPConnection: Transport {
 
   /// Buffered mode: the bufferevent read into its input; hand each chain up, borrowed.
   private func bufferedReadable() {
-    guard hasHandles, buffered, let bev else { return }
+    guard hasHandles, buffered, bev != nil else { return }
     callbackDepth += 1
+    deliverBufferedInput()
+    if eofAfterInput && !hasBufferedInput {
+      eofAfterInput = false
+      peerFinished()
+    }
+    leaveCallback()
+  }
+
+  /// Hands each chain of the bufferevent's input to `dataReceived`, borrowed, while input is wanted.
+  private func deliverBufferedInput() {
+    guard let bev else { return }
     let input = bufferevent_get_input(bev)!
     var chain = iovec()
-    // The close path waits for this callback to end, so `bev` stays valid throughout.
-    while wantsInput, let proto, evbuffer_peek(input, -1, nil, &chain, 1) > 0, chain.iov_len > 0 {
+    // The close path waits for the callback around this to end, so `bev` stays valid throughout
+    // (`startTLS` may put a TLS filter in its place: its bytes come in the filter's callback).
+    while wantsInput, let proto, self.bev == bev, evbuffer_peek(input, -1, nil, &chain, 1) > 0, chain.iov_len > 0 {
       let length = chain.iov_len
       counters.noteBytesIn(length)
       proto.dataReceived(UnsafeRawBufferPointer(start: chain.iov_base, count: length).bytes)
       evbuffer_drain(input, length)
     }
-    leaveCallback()
+  }
+
+  /// Buffered mode: bytes wait in the bufferevent's input (the protocol paused before they were delivered).
+  private var hasBufferedInput: Bool {
+    guard buffered, let bev else { return false }
+    return evbuffer_get_length(bufferevent_get_input(bev)) > 0
   }
 
   /// The output queue drained to its low-water mark (0 unless flow control paused it).
@@ -209,9 +233,23 @@ final class TCPConnection: Transport {
     let what = Int32(what)
     callbackDepth += 1
     if what & BEV_EVENT_CONNECTED != 0 {
+      if let tls { tlsHandshakeCompleted(tls) }
       connected()
     } else if what & BEV_EVENT_TIMEOUT != 0 {
       close(.timedOut)
+    } else if let tls, what & (BEV_EVENT_ERROR | BEV_EVENT_EOF) != 0 {
+      // libevent reports TLS's end (close_notify, an alert, a bad record) from inside its read
+      // loop, before the read callback for what it decrypted just before: deliver that first.
+      deliverBufferedInput()
+      if what & BEV_EVENT_ERROR != 0 {
+        close(tls.failure(socketError: code))
+      } else if let reason = tls.reasonForEOF {
+        close(reason)
+      } else if hasBufferedInput {
+        eofAfterInput = true  // the protocol paused: the end comes after the rest of its input
+      } else {
+        peerFinished()
+      }
     } else if what & BEV_EVENT_ERROR != 0 {
       close(.fromSocketError(sendError != 0 ? sendError : code))
     } else if what & BEV_EVENT_EOF != 0 {
@@ -228,12 +266,13 @@ final class TCPConnection: Transport {
     stopReading()
     if writeShut {
       close(.closedByUs)  // both halves are done
-    } else if state == .open, let halfCloseable = proto as? any HalfCloseable {
+    } else if state == .open, tls == nil, let halfCloseable = proto as? any HalfCloseable {
       halfCloseable.readConnectionLost()
     } else if queued == 0 {
       close(.closedByPeer)
     } else {
       state = .disconnecting
+      tls?.resumeWritingAfterEOF()
     }
   }
 
@@ -245,6 +284,7 @@ final class TCPConnection: Transport {
   }
 
   private func stopReading() {
+    guard tls?.handshaking != true else { return }  // the handshake reads; the protocol reads after it
     if buffered {
       if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
     } else if let readEvent {
@@ -257,7 +297,7 @@ final class TCPConnection: Transport {
 
   /// Re-arms reading if it is wanted again.
   private func startReadingIfWanted() {
-    guard wantsInput, hasHandles else { return }
+    guard wantsInput, hasHandles, tls?.handshaking != true else { return }
     if buffered, let bev {
       bufferevent_enable(bev, Int16(EV_READ))
       // Bytes read before a pause wait in the input: deliver them from the loop.
@@ -301,12 +341,39 @@ final class TCPConnection: Transport {
     bufferevent_add_to_rate_limit_group(bev, shared)
   }
 
+  // MARK: TLS hooks (TCPConnection+TLS.swift)
+
+  /// The bufferevent reads and writes go through (nil in direct mode until a write queues).
+  var currentBufferevent: OpaquePointer? { bev }
+
+  /// For a client connection, the host it was asked to connect to (a name or an address).
+  var connectedHost: String? { connector?.destination.host }
+
+  /// `startTLS`: `session`'s filter, made over the current bufferevent (which it now
+  /// owns), takes that bufferevent's place. Reading resumes after the handshake.
+  func adoptTLSFilter(_ session: TLSSession) {
+    let filter = session.bufferevent
+    bev = filter
+    tls = session
+    adopt(filter)
+    if flowPaused { bufferevent_setwatermark(filter, Int16(EV_WRITE), writeBufferLimits.lowWater, 0) }
+  }
+
+  /// The handshake finished: for `startTLS`, the protocol's reading resumes through the
+  /// filter (or stays off, with the plain bufferevent below it, while paused).
+  private func tlsHandshakeCompleted(_ tls: TLSSession) {
+    tls.handshakeCompleted()
+    guard state == .open || state == .disconnecting else { return }
+    stopReading()
+    startReadingIfWanted()
+  }
+
   // MARK: Flow control
 
   /// After output was queued: pause the producer (or reading) past the high-water mark,
   /// abort past the hard limit.
   private func checkQueue(_ bev: OpaquePointer) {
-    let length = evbuffer_get_length(bufferevent_get_output(bev))
+    let length = queued
     if length > writeBufferLimits.hardLimit {
       reactor.logger.warning(
         "output past the hard limit; connection aborted",
@@ -340,9 +407,9 @@ final class TCPConnection: Transport {
 
   var scheduler: any Scheduler { reactor }
 
-  /// A client connection completed: build the protocol and start.
+  /// A client connection completed, or a TLS server connection's handshake did: build the protocol and start.
   private func connected() {
-    guard state == .connecting, let bev, let connector, let factory else { return }
+    guard state == .connecting, let bev, let factory else { return }
     bufferevent_set_timeouts(bev, nil, nil)
     if let peer = SocketAddress.of(fd: fd, peer: true) { peerAddress = peer }
     guard let proto = factory.buildProtocol(peerAddress) else {
@@ -351,7 +418,7 @@ final class TCPConnection: Transport {
       return
     }
     guard state == .connecting else { return }  // buildProtocol stopped the attempt
-    connector.connectionEstablished(self)
+    connector?.connectionEstablished(self)
     start(with: proto)
   }
 
@@ -428,6 +495,8 @@ final class TCPConnection: Transport {
   func abortConnection(reason: CloseReason) { close(reason) }
 
   func loseWriteConnection() {
+    // TLS has no half-close of its own here: a raw shutdown would cut the record stream.
+    if tls != nil { return loseConnection() }
     guard state == .open, !writeShutting else { return }
     writeShutting = true
     if queued == 0 { shutWrite() }
@@ -506,6 +575,8 @@ final class TCPConnection: Transport {
         // (and read its rate-limit configuration) after our callback returns. Detach the
         // configuration first, so it can be freed below.
         if rateLimitConfig != nil { bufferevent_set_rate_limit(bev, nil) }
+        // close_notify only after an orderly flush (ours, or the peer's clean close).
+        tls?.finish(sendCloseNotify: reason == closingReason || reason == .closedByPeer)
         bufferevent_free(bev)  // clears the callbacks first, closes the socket
         self.bev = nil
       } else {
@@ -532,6 +603,9 @@ final class TCPConnection: Transport {
         proto?.connectionClosed(reason)
         connector?.connectionLost(reason)
       } else {
+        if tls != nil && connector == nil {
+          reactor.logger.debug("TLS handshake failed", metadata: ["peer": "\(peerAddress)", "reason": "\(reason)"])
+        }
         connector?.connectionFailed(reason)
       }
     }
@@ -540,7 +614,8 @@ final class TCPConnection: Transport {
   /// Best effort on shutdown: hand the kernel what is queued, without waiting.
   private func flushOnce(_ bev: OpaquePointer) {
     let output = bufferevent_get_output(bev)!
-    // A socket bufferevent freezes the front of its output to everyone else: thaw it to write.
+    // libevent freezes the start of a socket bufferevent's output (it thaws it around its
+    // own writes): frozen, evbuffer_write fails at once and nothing would leave.
     evbuffer_unfreeze(output, 1)
     defer { evbuffer_freeze(output, 1) }
     while evbuffer_get_length(output) > 0 {

@@ -15,12 +15,16 @@ public final class TCPConnector: Connector {
   private var attempting = false
   /// Set when connecting to a UNIX-domain socket: the path, which needs no resolving.
   private let unixPath: String?
+  /// For `connectSSL`: the TLS context the connection handshakes with.
+  private let tls: TLSSetup?
 
   init(
-    reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?, unixPath: String? = nil
+    reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?, unixPath: String? = nil,
+    tls: TLSSetup? = nil
   ) {
     self.reactor = reactor
     self.unixPath = unixPath
+    self.tls = tls
     self.destination = (host, port)
     self.factory = factory
     self.timeout = timeout
@@ -85,18 +89,29 @@ public final class TCPConnector: Connector {
     // on) only to callbacks that are already set.
     let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return failLater(.fromSocketError(twine_socket_error())) }
-    guard let bev = bufferevent_socket_new(reactor.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+    let session = tls.flatMap { TLSSession.connecting($0, serverName: destination.host, base: reactor.base, fd: fd) }
+    guard
+      let bev = tls == nil
+        ? bufferevent_socket_new(reactor.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : session?.bufferevent
+    else {
       evutil_closesocket(fd)
-      failLater(.error(SocketError.from(code: ENOMEM)))
+      failLater(tls == nil ? .error(SocketError.from(code: ENOMEM)) : .tlsFailed(OpenSSLError.drainQueue()))
       return
     }
     let peer = address.withSockaddr { SocketAddress($0, length: Int($1)) } ?? SocketAddress(.ipv4(0), port: 0)
     if let timeout, timeout.isFinite, timeout > 0, timeout < 1e9 {
       var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
-      bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
+      if tls != nil {
+        var read = tv  // the TLS handshake waits on reads too: the timeout bounds connect and handshake
+        bufferevent_set_timeouts(bev, &read, &tv)
+      } else {
+        bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
+      }
     }
     let made = TCPConnection(
-      reactor: reactor, fd: fd, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting)
+      reactor: reactor, fd: fd, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting,
+      buffered: session != nil)
+    made.tls = session
     connection = made  // the reactor's table keeps it alive
     let rc = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
     if rc != 0 {

@@ -13,6 +13,9 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   case libevent(String)
   /// The reactor has shut down: it makes no new ports, connections or timers.
   case reactorShutDown
+  /// A TLS context could not be made from its options (a file missing or not PEM, a key
+  /// that does not match its certificate, server options used to connect); the text says which.
+  case tls(String)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -24,6 +27,7 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .badAddress(let text): return "not a numeric IP address: \(text)"
     case .libevent(let what): return "libevent failed: \(what)"
     case .reactorShutDown: return "the reactor has shut down"
+    case .tls(let why): return "TLS setup failed: \(why)"
     }
   }
 }

@@ -37,6 +37,10 @@ public enum CloseReason: Error, Sendable, Hashable, CustomStringConvertible {
   case protocolError(String)
   /// The peer read too slowly: queued output passed ``WriteBufferLimits/hardLimit``.
   case bufferOverflow
+  /// TLS failed: a handshake that did not complete (the peer spoke plaintext, or a
+  /// certificate did not verify), a record that did not decrypt, or a peer that closed
+  /// without close_notify. The text is OpenSSL's, e.g. `certificate verify failed (hostname mismatch)`.
+  case tlsFailed(String)
   /// Any other socket error.
   case error(SocketError)
 
@@ -57,6 +61,7 @@ public enum CloseReason: Error, Sendable, Hashable, CustomStringConvertible {
     case .reactorShutdown: "reactor shut down"
     case .protocolError(let why): "protocol error: \(why)"
     case .bufferOverflow: "output buffer overflow: the peer reads too slowly"
+    case .tlsFailed(let why): "TLS failed: \(why)"
     case .error(let err): err.description
     }
   }

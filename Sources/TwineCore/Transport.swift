@@ -63,6 +63,13 @@ public protocol Transport: AnyObject {
   /// Makes this connection share `group`'s limit with the group's other members.
   func joinRateLimitGroup(_ group: RateLimitGroup)
 
+  /// Starts TLS on this open connection (STARTTLS): bytes written before this call go out
+  /// in plaintext first, and every byte after it, both ways, is TLS, including bytes the
+  /// peer sent that have not been delivered yet. A server-role connection waits for the
+  /// peer's handshake; a client-role one starts it. Writes made during the handshake
+  /// wait for it. A failed handshake ends the connection with ``CloseReason/tlsFailed(_:)``.
+  func startTLS(_ options: TLSOptions)
+
   /// Turns Nagle's algorithm off (`true`) or on. Throws the socket error.
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError)
 
@@ -71,6 +78,11 @@ public protocol Transport: AnyObject {
 }
 
 extension Transport {
+  /// A transport that cannot speak TLS ends the connection with ``CloseReason/tlsFailed(_:)``.
+  public func startTLS(_ options: TLSOptions) {
+    loseConnection(reason: .tlsFailed("this transport cannot start TLS"))
+  }
+
   /// Stops reading, sends everything queued, then closes; `connectionLost(.closedByUs)` follows.
   public func loseConnection() { loseConnection(reason: .closedByUs) }
 

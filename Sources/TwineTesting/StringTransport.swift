@@ -234,6 +234,16 @@ public final class StringTransport: Transport {
   /// Records the group in ``rateLimitGroups``.
   public func joinRateLimitGroup(_ group: RateLimitGroup) { rateLimitGroups.append(group) }
 
+  /// The options of the protocol's `startTLS` call, once it made one.
+  public private(set) var startedTLS: TLSOptions?
+
+  /// Records the call in ``startedTLS`` (with ``written`` so far, what went out in the clear);
+  /// bytes keep flowing as they are, as if TLS were in between.
+  public func startTLS(_ options: TLSOptions) {
+    guard closeReason == nil, startedTLS == nil else { return }
+    startedTLS = options
+  }
+
   /// Records `producer`; flow control pauses and resumes it (at once, if the queue is past its high-water mark).
   public func registerProducer(_ producer: any PushProducer) {
     guard closeReason == nil else { return }

@@ -21,6 +21,12 @@ struct EchoCommand: ParsableCommand {
   @Option(help: "Listen on this UNIX-domain socket path instead of TCP (--port and --interface are ignored).")
   var unix: String?
 
+  @Option(help: ArgumentHelp("Serve TLS with this PEM certificate (chain); needs --tls-key.", valueName: "file"))
+  var tlsCert: String?
+
+  @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "file"))
+  var tlsKey: String?
+
   @Option(help: "Bytes per second each connection may read and write (libevent's token buckets).")
   var rateLimit: Int?
 
@@ -30,6 +36,8 @@ struct EchoCommand: ParsableCommand {
   func validate() throws {
     guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
+    guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+    guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
     for (flag, value) in [("--rate-limit", rateLimit), ("--total-rate-limit", totalRateLimit)] {
       if let value, value <= 0 { throw ValidationError("\(flag) must be a positive number of bytes per second") }
     }
@@ -38,7 +46,8 @@ struct EchoCommand: ParsableCommand {
   func run() throws {
     if udp { return try serveUDP(UDPEcho(), options) }
     if let unix { return try serveUNIX(streamFactory(), path: unix, options) }
-    try serve(streamFactory(), options)
+    let tls = tlsCert.flatMap { cert in tlsKey.map { TLSOptions.server(certificateFile: cert, privateKeyFile: $0) } }
+    try serve(streamFactory(), options, tls: tls)
   }
 
   /// The counting Echo, throttled when a rate limit was asked for.

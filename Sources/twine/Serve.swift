@@ -25,10 +25,13 @@ func serve(
   }
 }
 
-/// Serves `factory` on TCP as `options` say.
-func serve(_ factory: Factory, _ options: ServerOptions) throws {
+/// Serves `factory` on TCP as `options` say (over TLS with `tls`).
+func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil) throws {
   try serve(options) { reactor in
-    try reactor.listenTCP(options.port, factory: factory, interface: options.interface).address.description
+    let port =
+      try tls.map { try reactor.listenSSL(options.port, factory: factory, tls: $0, interface: options.interface) }
+      ?? reactor.listenTCP(options.port, factory: factory, interface: options.interface)
+    return port.address.description
   } summary: {
     counts(factory)
   }

@@ -128,3 +128,29 @@ struct StringTransportCredentialTests {
     #expect(root.peerCredentials?.description == "pid=42 uid=0 gid=0")
   }
 }
+
+/// Answers `STARTTLS` with `go`, then upgrades.
+final class StartTLSOnRequest: Protocol {
+  override func dataReceived(_ data: RawSpan) {
+    guard data.utf8String == "STARTTLS\n" else { return }
+    transport.write("go\n")
+    transport.startTLS(.server(certificateFile: "cert.pem", privateKeyFile: "key.pem"))
+  }
+}
+
+@Suite("StringTransport and startTLS")
+struct StringTransportStartTLSTests {
+  @Test("startTLS is recorded with its options, after the plaintext written before it")
+  func startTLSRecorded() {
+    let transport = StringTransport()
+    defer { transport.peerClosed() }
+    transport.connect(StartTLSOnRequest())
+    transport.receive("hello\n")
+    #expect(transport.startedTLS == nil)
+    transport.receive("STARTTLS\n")
+    #expect(transport.writtenString == "go\n")
+    #expect(transport.startedTLS?.role == .server)
+    #expect(transport.startedTLS?.certificateFile == "cert.pem")
+    #expect(transport.closeReason == nil, "the in-memory transport stays open")
+  }
+}

@@ -1,0 +1,48 @@
+#ifndef TWINE_CLIBEVENT_OPENSSL_SHIM_H
+#define TWINE_CLIBEVENT_OPENSSL_SHIM_H
+
+// libevent's OpenSSL bufferevents and the parts of OpenSSL Twine uses.
+// System headers first, as in CLibevent's shim.h: Debian's event-config.h
+// defines _GNU_SOURCE, and the other order fails with an fd_set module conflict.
+#include <sys/types.h>
+#include <sys/time.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include <openssl/ssl.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+
+/// `SSL_CTX_set_min_proto_version` (a macro Swift cannot see).
+static inline int twine_SSL_CTX_set_min_proto_version(SSL_CTX *ctx, int version) {
+  return SSL_CTX_set_min_proto_version(ctx, version);
+}
+
+/// `SSL_set_tlsext_host_name`: the SNI name a client sends (a macro).
+static inline int twine_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
+  return SSL_set_tlsext_host_name(ssl, name);
+}
+
+/// `SSL_CTX_set_mode` (a macro in OpenSSL 3).
+static inline long twine_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+
+/// `TLS1_2_VERSION`, for `twine_SSL_CTX_set_min_proto_version`.
+static inline int twine_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }
+
+/// `SSL_OP_IGNORE_UNEXPECTED_EOF`: an EOF without close_notify reads as a clean close.
+static inline uint64_t twine_SSL_OP_IGNORE_UNEXPECTED_EOF(void) { return SSL_OP_IGNORE_UNEXPECTED_EOF; }
+
+/// `SSL_OP_NO_RENEGOTIATION`: refuse TLS 1.2 renegotiation (a DoS lever, and libevent 2.1 handles it poorly).
+static inline uint64_t twine_SSL_OP_NO_RENEGOTIATION(void) { return SSL_OP_NO_RENEGOTIATION; }
+
+/// True when the peer's close_notify has arrived (a clean TLS close).
+static inline int twine_SSL_received_shutdown(const SSL *ssl) {
+  return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
+}
+
+#endif

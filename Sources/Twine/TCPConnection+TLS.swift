@@ -1,0 +1,54 @@
+import CLibevent
+
+/// TLS on a TCP connection: accepted on a TLS port, or started on an open connection.
+///
+/// A TLS connection is a ``TCPConnection`` in buffered mode whose bufferevent is an
+/// OpenSSL one; its ``TLSSession`` holds what only TLS needs. Everything else (flow
+/// control, counters, the one close path) is the plain connection's.
+///
+/// When `connectionMade` runs: after the handshake. A TLS port builds the protocol once
+/// the handshake succeeds, so a peer that speaks plaintext, presents a bad certificate or
+/// stalls (past ``TLSOptions/handshakeTimeout``) never reaches the factory: it is not
+/// counted (neither accepted nor refused) and is logged at debug level. A client's
+/// failed handshake ends in `clientConnectionFailed(.tlsFailed(…))`. (Twisted calls
+/// `connectionMade` at TCP connect instead; here the protocol always starts on a
+/// verified, encrypted connection.)
+extension TCPConnection {
+  /// Serves accepted socket `fd` over TLS: the handshake runs now, the protocol starts after it.
+  static func acceptTLS(
+    reactor: Reactor, fd: Int32, peer: SocketAddress, factory: Factory, setup: TLSSetup
+  ) {
+    guard let session = TLSSession.accepting(fd: fd, setup, base: reactor.base) else {
+      reactor.logger.error("cannot make a TLS bufferevent; connection dropped", metadata: ["peer": "\(peer)"])
+      evutil_closesocket(fd)
+      return
+    }
+    let connection = TCPConnection(
+      reactor: reactor, fd: fd, bev: session.bufferevent, factory: factory, peer: peer, connector: nil,
+      state: .connecting, buffered: true)
+    connection.tls = session
+  }
+
+  /// Upgrades this connection to TLS (STARTTLS); see ``Transport/startTLS(_:)``.
+  /// A second call, or a call on a connection that is not open, does nothing.
+  func startTLS(_ options: TLSOptions) {
+    guard state == .open, tls == nil else { return }
+    let setup: TLSSetup
+    do throws(TwineError) {
+      setup = TLSSetup(context: try reactor.tlsContext(for: options), options: options)
+    } catch {
+      loseConnection(reason: .tlsFailed(error.description))
+      return
+    }
+    // The filter needs the socket's bufferevent underneath (made now if this connection
+    // never queued): plaintext still queued there leaves before the handshake.
+    guard enterBufferedMode(), let plain = currentBufferevent,
+      let session = TLSSession.filter(
+        over: plain, setup, serverName: connectedHost ?? peer.host, base: reactor.base)
+    else {
+      close(.tlsFailed("cannot start TLS: \(OpenSSLError.drainQueue())"))
+      return
+    }
+    adoptTLSFilter(session)
+  }
+}

@@ -6,6 +6,7 @@ import Logging
 ///
 /// Single-threaded: create it, listen, connect and schedule on one thread, then
 /// call ``run()`` on that thread. ``crossThread`` is the one door other threads may use.
+/// ``init(borrowing:logger:)`` hangs a reactor on a host's `event_base` instead (see Reactor+Borrowed.swift).
 ///
 /// ```swift
 /// let reactor = try Reactor()
@@ -15,6 +16,10 @@ import Logging
 public final class Reactor: Scheduler {
   /// The `event_base` every object of this reactor registers on.
   let base: OpaquePointer
+  /// False for a host's base (``init(borrowing:logger:)``): never freed, and its loop never run or broken unasked.
+  let ownsBase: Bool
+  /// The thread the reactor belongs to: the one that made it, or the one that last ran it.
+  var loopThread = pthread_self()
   /// Where connects, disconnects and accept trouble are logged (connects at debug level).
   public var logger: Logger
   /// Open connections: each stays alive here until its bufferevent is freed.
@@ -39,30 +44,43 @@ public final class Reactor: Scheduler {
   private var stopRequested = false
 
   /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
-  public init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
+  public convenience init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
     guard let base = event_base_new() else { throw .libevent("event_base_new") }
+    try self.init(base: base, ownsBase: true, logger: logger)
+    signal(SIGPIPE, SIG_IGN)
+  }
+
+  /// Adopts `base` (owned or borrowed); on failure frees it only if owned.
+  init(base: OpaquePointer, ownsBase: Bool, logger: Logger) throws(TwineError) {
     let caller: CrossThreadCaller
     do {
       caller = try CrossThreadCaller(base: base)
     } catch {
-      event_base_free(base)
+      if ownsBase { event_base_free(base) }
       throw error
     }
     self.base = base
+    self.ownsBase = ownsBase
     self.logger = logger
     self.threadCaller = caller
-    signal(SIGPIPE, SIG_IGN)
   }
 
   deinit {
     shutdown()
-    // Cancelled lookups finish through libevent's deferred callbacks: let them run
-    // before the DNS bases go, so no callback or context is left behind.
-    let resolvers = retiredResolvers + (resolver.map { [$0] } ?? [])
-    if resolvers.contains(where: \.awaitingCancelledCallbacks) { event_base_loop(base, EVLOOP_NONBLOCK) }
+    var resolvers = retiredResolvers
+    if let resolver { resolvers.append(resolver) }
     resolver = nil
     retiredResolvers = []
-    event_base_free(base)
+    if ownsBase {
+      // Cancelled lookups finish through libevent's deferred callbacks: let them run
+      // before the DNS bases go, so no callback or context is left behind.
+      if resolvers.contains(where: \.awaitingCancelledCallbacks) { event_base_loop(base, EVLOOP_NONBLOCK) }
+      resolvers = []  // the DNS bases go before the event base
+      event_base_free(base)
+    } else {
+      // The host's loop runs those callbacks; the DNS bases go once it has.
+      RetiredResolvers.free(resolvers, on: base)
+    }
     readBuffer.deallocate()
   }
 
@@ -74,6 +92,7 @@ public final class Reactor: Scheduler {
   /// when called from inside a callback (the loop is not re-entrant).
   public func run() {
     guard !isShutDown, !dispatching else { return }
+    loopThread = pthread_self()
     if !stopRequested {
       dispatching = true
       event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
@@ -87,20 +106,26 @@ public final class Reactor: Scheduler {
   /// Does nothing when called from inside a callback: the loop is not re-entrant.
   public func iterate(blocking: Bool = true) {
     guard !isShutDown, !dispatching else { return }
+    loopThread = pthread_self()
     dispatching = true
     event_base_loop(base, EVLOOP_ONCE | (blocking ? 0 : EVLOOP_NONBLOCK))
     dispatching = false
   }
 
   /// Makes ``run()`` return after the callback that called this one (or at once, if
-  /// called before it). Safe from any callback on the reactor's thread.
+  /// called before it). Safe from any callback on the reactor's thread. Breaks only a
+  /// loop that ``run()`` or ``iterate()`` is running: never a host's own dispatch.
   public func stop() {
+    assertOnLoopThread()
     stopRequested = true
-    event_base_loopbreak(base)
+    if dispatching { event_base_loopbreak(base) }
   }
 
-  /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals.
+  /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals;
+  /// a reactor over a host's base throws ``TwineError/borrowedBase(_:)``: signals are the host's.
   public func installSignalHandlers() throws(TwineError) {
+    assertOnLoopThread()
+    guard ownsBase else { throw .borrowedBase("installSignalHandlers: the host owns the process's signals") }
     // A parent may have started us with these blocked (the mask is inherited): unblock them.
     var mask = sigset_t()
     sigemptyset(&mask)
@@ -125,6 +150,7 @@ public final class Reactor: Scheduler {
   /// also makes ``run()`` return.
   public func shutdown() {
     guard !isShutDown else { return }
+    assertOnLoopThread()
     isShutDown = true
     if dispatching {
       stopRequested = true
@@ -173,6 +199,7 @@ public final class Reactor: Scheduler {
   @discardableResult
   /// After ``shutdown()`` the call is returned inactive and never runs.
   public func callLater(_ delay: Double, _ body: @escaping () -> Void) -> any ScheduledCall {
-    DelayedCall(reactor: self, delay: delay, body: body)
+    assertOnLoopThread()
+    return DelayedCall(reactor: self, delay: delay, body: body)
   }
 }

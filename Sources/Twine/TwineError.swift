@@ -11,6 +11,10 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   case libevent(String)
   /// The reactor has shut down: it makes no new ports, connections or timers.
   case reactorShutDown
+  /// Not allowed on a reactor over a host's `event_base`; the text says what was asked.
+  case borrowedBase(String)
+  /// A socket could not be adopted (not open, not a connected stream socket); the caller still owns it.
+  case cannotAdopt(fd: Int32, cause: SocketError)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -21,6 +25,8 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .badAddress(let text): return "not a numeric IP address: \(text)"
     case .libevent(let what): return "libevent failed: \(what)"
     case .reactorShutDown: return "the reactor has shut down"
+    case .borrowedBase(let what): return "not allowed on a reactor over a host's event_base: \(what)"
+    case .cannotAdopt(let fd, let cause): return "cannot adopt fd \(fd): \(cause.message)"
     }
   }
 }

@@ -11,6 +11,8 @@ let package = Package(
     .library(name: "TwineCore", targets: ["TwineCore"]),
     .library(name: "TwineTesting", targets: ["TwineTesting"]),
     .executable(name: "twine", targets: ["twine"]),
+    // The C API (twine.h) as one static archive; `make install` links libtwine.so from it.
+    .library(name: "TwineCAPI", type: .static, targets: ["TwineC"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -28,6 +30,13 @@ let package = Package(
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(name: "TutorialServers", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "CTwineAPI", exclude: ["twine.pc.in", "twine-static.pc.in", "exports.map", "install.sh"]),
+    .target(
+      name: "TwineC",
+      dependencies: [
+        "CTwineAPI", "Twine", "TutorialServers", "CLibevent", .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict),
     .executableTarget(
       name: "twine",
       dependencies: [
@@ -43,7 +52,8 @@ let package = Package(
       name: "TutorialServersTests", dependencies: ["TutorialServers", "TwineTesting"], swiftSettings: strict),
     .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
     .testTarget(
-      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent"], swiftSettings: strict),
+      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI"],
+      swiftSettings: strict),
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
   ]
 )

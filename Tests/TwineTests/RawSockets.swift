@@ -1,3 +1,4 @@
+import CLibevent
 import Glibc
 
 /// Plain blocking sockets made without Twine, as a host program would have them.
@@ -73,11 +74,13 @@ enum RawSockets {
     return true
   }
 
-  /// Reads from a blocking socket until `count` bytes came or the stream ended.
-  static func receive(_ fd: Int32, count: Int) -> [UInt8] {
+  /// Reads until `count` bytes came, the stream ended, or `timeout` seconds passed without data.
+  static func receive(_ fd: Int32, count: Int, timeout: Double = 20) -> [UInt8] {
     var bytes: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while bytes.count < count {
+      var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+      guard poll(&entry, 1, Int32(timeout * 1000)) == 1 else { break }
       let got = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, min($0.count, count - bytes.count), 0) }
       guard got > 0 else { break }
       bytes += chunk[0..<got]

@@ -275,7 +275,13 @@ def setup_errors(binary, asan):
 
 
 def minimal(binary):
-    """The README's lines: listens, echoes."""
+    """The README's lines: the same as minimal.c; listens, echoes."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    example = os.path.join(here, "..", "..", "Examples", "c-host")
+    readme = open(os.path.join(example, "README.md")).read()
+    block = re.search(r"```c\n(.*?)```", readme, re.S)
+    check("the README's C lines are minimal.c, word for word",
+          block is not None and block.group(1) == open(os.path.join(example, "minimal.c")).read())
     host = Host(binary, ["0"])
     try:
         deadline = time.monotonic() + STARTUP

@@ -7,8 +7,9 @@ TEST_PACKAGES := $(BUILD_PACKAGES) netcat-openbsd python3 procps util-linux gcc 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TWINE_RELEASE := .build/release/twine
 PORT ?= 8025
+FUZZ_SECONDS ?= 60
 
-.PHONY: all build run test test-debug test-asan smoke deps-build deps-test bench bench-quick format lint clean
+.PHONY: all build run test test-debug test-asan smoke fuzz fuzz-smoke deps-build deps-test bench bench-quick format lint clean
 .PHONY: install c-host test-c-host
 
 all: build
@@ -34,8 +35,9 @@ build: deps-build
 run: build
 	$(TWINE_RELEASE) echo --port $(PORT)
 
-# The whole suite: unit and loopback tests, again under AddressSanitizer, the example C host, then the benchmark harness smoke.
-test: deps-test test-debug test-asan test-c-host smoke
+# The whole suite: unit and loopback tests, again under AddressSanitizer, a short fuzz of each
+# framing parser, the example C host, then the benchmark harness smoke.
+test: deps-test test-debug test-asan fuzz-smoke test-c-host smoke
 
 test-debug:
 	$(SWIFT) build --build-tests
@@ -45,6 +47,13 @@ test-asan:
 	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath .lsan-suppressions) \
 	  $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
+
+# libFuzzer on each framing parser (LineReceiver, NetstringReceiver, Int32StringReceiver): see Fuzz/Makefile.
+fuzz:
+	$(MAKE) -C Fuzz fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+fuzz-smoke:
+	$(MAKE) -C Fuzz fuzz-smoke
 
 smoke: build c-host
 	$(MAKE) -C Benchmarks smoke TWINE=$(abspath $(TWINE_RELEASE)) C_HOST=$(abspath $(C_HOST))
@@ -84,10 +93,10 @@ test-c-host: c-host
 	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan
 
 format:
-	$(SWIFT) format --in-place --recursive Sources Tests Package.swift
+	$(SWIFT) format --in-place --recursive Sources Tests Fuzz Package.swift
 
 lint:
-	$(SWIFT) format lint --recursive Sources Tests
+	$(SWIFT) format lint --recursive Sources Tests Fuzz
 
 clean:
 	rm -rf .build .build-asan

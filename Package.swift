@@ -10,6 +10,7 @@ let package = Package(
     .library(name: "Twine", targets: ["Twine"]),
     .library(name: "TwineCore", targets: ["TwineCore"]),
     .library(name: "TwineTesting", targets: ["TwineTesting"]),
+    .library(name: "TwineProtocols", targets: ["TwineProtocols"]),
     .executable(name: "twine", targets: ["twine"]),
     // The C API (twine.h) as one static archive; `make install` links libtwine.so from it.
     .library(name: "TwineCAPI", type: .static, targets: ["TwineC"]),
@@ -29,7 +30,8 @@ let package = Package(
       name: "Twine", dependencies: ["CLibevent", "TwineCore", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
-    .target(name: "TutorialServers", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols"], swiftSettings: strict),
     .target(name: "CTwineAPI", exclude: ["twine.pc.in", "twine-static.pc.in", "exports.map", "install.sh"]),
     .target(
       name: "TwineC",
@@ -40,7 +42,7 @@ let package = Package(
     .executableTarget(
       name: "twine",
       dependencies: [
-        "Twine", "TutorialServers",
+        "Twine", "TutorialServers", "TwineProtocols",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -52,8 +54,16 @@ let package = Package(
       name: "TutorialServersTests", dependencies: ["TutorialServers", "TwineTesting"], swiftSettings: strict),
     .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
     .testTarget(
-      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI"],
+      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent"], swiftSettings: strict),
+    .testTarget(
+      name: "EmbeddingTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI"],
       swiftSettings: strict),
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
+    .testTarget(
+      name: "PolicyTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "TutorialServers"],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TwineProtocolsTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "CLibevent"],
+      swiftSettings: strict),
   ]
 )

@@ -137,6 +137,8 @@ class Server:
         self.proc = None
         self.port = None
         self.host = "127.0.0.1"
+        # a server started with --unix PATH listens there instead of on a TCP port
+        self.unix = argv[argv.index("--unix") + 1] if "--unix" in argv else None
 
     def start(self, timeout=20.0):
         self.proc = subprocess.Popen(
@@ -151,7 +153,10 @@ class Server:
         pattern = re.compile(rb"^listening on (\S+):(\d+)\s*$", re.M)
         while time.monotonic() < deadline:
             self.out.seek(0)
-            m = pattern.search(self.out.read())
+            text = self.out.read()
+            if self.unix and f"listening on {self.unix}".encode() in text:
+                return
+            m = pattern.search(text)
             if m:
                 host = m.group(1).decode()
                 self.host = host if host.startswith("127.") else "127.0.0.1"
@@ -181,7 +186,8 @@ class Server:
 
 def run_loadgen(args, server, timeout):
     """Run the load generator; returns (exit code, parsed RESULT or None, stderr)."""
-    argv = pin(1) + [LOADGEN] + args + ["--host", server.host, "--port", str(server.port)]
+    where = ["--unix", server.unix] if server.unix else ["--host", server.host, "--port", str(server.port)]
+    argv = pin(1) + [LOADGEN] + args + where
     if server.proc is not None:
         argv += ["--server-pid", str(server.proc.pid)]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE)
@@ -951,7 +957,104 @@ def bench(args):
             rs = round_ratios(results[cfg.key][s], results[cfg.key].get("epoll", []), k)
             row += f"{rs[0] if rs else float('nan'):10.2f}"
         print(row)
+    if twine and "twine" in servers:
+        print("\nthrottling (Twine echo, measured bandwidth / configured rate, target within ±20 %):")
+        for label, r, ok, detail in throttle_checks(twine):
+            shown = f"{r:.3f}×" if r is not None else "n/a"
+            print(f"  {label:40s} {shown:>8s}  {'ok' if ok else 'OUT OF RANGE'}  ({detail})")
+            notes.append(f"Throttling, {label}: {shown} of the configured rate ({detail})")
+        print("\nTwine echo over a UNIX-domain socket vs over TCP (server CPU per request and req/s, UNIX / TCP):")
+        for label, c, r, detail in unix_vs_tcp(twine, rounds=1 if args.quick else 3):
+            if c is None:
+                print(f"  {label:14s} n/a ({detail})")
+                notes.append(f"UNIX vs TCP, {label}: not measured ({detail})")
+                continue
+            print(f"  {label:14s} CPU/request {c:.2f}×, req/s {r:.2f}×  ({detail})")
+            notes.append(f"UNIX vs TCP, {label}: server CPU per request {c:.2f}× TCP's, req/s {r:.2f}× ({detail})")
+        write_report(out, configs, servers, results, notes, info, params)
     return 0
+
+
+# --------------------------------------------------------------------------
+# throttling: measured bandwidth against the configured rate (issue 4)
+
+THROTTLE_CASES = [
+    # (label, twine flags, loadgen connections, configured bytes/s seen by the loadgen)
+    ("1 conn, --rate-limit 1 MiB/s", ["--rate-limit", str(1 << 20)], 1, 1 << 20),
+    ("4 conns, --total-rate-limit 2 MiB/s", ["--total-rate-limit", str(2 << 20)], 4, 2 << 20),
+]
+THROTTLE_TOLERANCE = 0.20
+
+
+def throttle_checks(twine, duration=3.0):
+    """Runs Twine's echo with each rate limit; returns [(label, measured/configured, ok, detail)]."""
+    out = []
+    for label, flags, conns, rate in THROTTLE_CASES:
+        argv = [twine, "echo", "--port", "0", "--max-connections", "1000"] + flags
+        server = Server(argv, "twine")
+        try:
+            server.start(timeout=20)
+            la = ["echo", "--conns", str(conns), "--size", "4096", "--depth", "4",
+                  "--duration", str(duration), "--warmup", "1"]
+            rc, res, err = run_loadgen(la, server, duration + 30)
+            if res is None or rc != 0:
+                out.append((label, None, False, f"loadgen exit {rc}: {err[-200:]}"))
+                continue
+            measured = res["mbps"] * 1e6
+            r = measured / rate
+            out.append((label, r, abs(r - 1) <= THROTTLE_TOLERANCE,
+                        f"{measured / 1048576:.3f} MiB/s measured, {rate / 1048576:.3f} MiB/s configured"))
+        except RuntimeError as e:
+            out.append((label, None, False, str(e)))
+        finally:
+            server.stop()
+    return out
+
+
+# --------------------------------------------------------------------------
+# UNIX-domain vs TCP: the same Twine echo over both (issue 6)
+
+UNIX_CONFIGS = [
+    ("100 × 64 B", ["echo", "--conns", "100", "--size", "64"]),
+    ("100 × 4 KiB", ["echo", "--conns", "100", "--size", "4096"]),
+]
+
+
+def unix_vs_tcp(twine, rounds=3, warmup=0.5, duration=2.0):
+    """Twine echo over a UNIX socket and over TCP, interleaved; returns
+    [(label, cpu ratio unix/tcp, rps ratio unix/tcp, detail)] (medians over rounds)."""
+    out = []
+    folder = tempfile.mkdtemp(prefix="twine-bench-")
+    path = os.path.join(folder, "echo.sock")
+    try:
+        for label, la in UNIX_CONFIGS:
+            cpu, rps = [], []
+            for _ in range(rounds):
+                got = {}
+                for kind in ("tcp", "unix"):
+                    where = ["--unix", path] if kind == "unix" else ["--port", "0"]
+                    server = Server([twine, "echo", "--max-connections", "1000000"] + where, f"twine {kind}")
+                    try:
+                        server.start(timeout=20)
+                        rc, res, err = run_loadgen(la + ["--warmup", str(warmup), "--duration", str(duration)], server,
+                                                   duration + warmup + 30)
+                        if rc == 0 and res and res.get("server_cpu_per_req_us", -1) > 0:
+                            got[kind] = res
+                    except RuntimeError:
+                        pass
+                    finally:
+                        server.stop()
+                if len(got) == 2:
+                    cpu.append(got["unix"]["server_cpu_per_req_us"] / got["tcp"]["server_cpu_per_req_us"])
+                    rps.append(got["unix"]["rps"] / got["tcp"]["rps"])
+            if cpu:
+                out.append((label, statistics.median(cpu), statistics.median(rps),
+                            f"{len(cpu)} rounds, CPU/request range {min(cpu):.2f}-{max(cpu):.2f}"))
+            else:
+                out.append((label, None, None, "no complete round"))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
 
 
 # --------------------------------------------------------------------------
@@ -1030,6 +1133,12 @@ def smoke(args):
                 check(f"{name} {mode}: server still running", server.alive(), "" if server.alive() else server.stderr_tail())
             finally:
                 server.stop()
+
+    if twine and os.access(twine, os.X_OK):
+        for label, c, r, detail in unix_vs_tcp(twine, rounds=1, warmup=0.2, duration=0.5):
+            check(f"twine echo over UNIX and TCP, {label}", c is not None, detail)
+        for label, r, ok, detail in throttle_checks(twine, duration=2.0):
+            check(f"twine throttling {label} within ±20 %", ok, f"{r:.3f}× ({detail})" if r is not None else detail)
 
     # the byte check must catch a corrupting server
     corrupt = os.path.join(BIN, "corrupt_server")

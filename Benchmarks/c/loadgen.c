@@ -5,7 +5,7 @@
  *   loadgen stream  --port P --conns C [--size CHUNK] [--depth D] --duration SEC --warmup SEC
  *   loadgen connect --port P --inflight K --duration SEC --warmup SEC [--expect STRING]
  *   loadgen idle    --port P --conns N --hold SEC
- * common: [--host 127.0.0.1] [--server-pid PID] [--connect-timeout SEC]
+ * common: [--host 127.0.0.1] [--unix PATH (instead of host and port)] [--server-pid PID] [--connect-timeout SEC]
  *
  * echo:    C connections; each keeps D messages of S bytes in flight (D=1:
  *          send, wait for the whole echo, send the next).  Every echoed
@@ -52,6 +52,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -105,7 +106,9 @@ static uint64_t *tsend_all;
 static unsigned char *pattern;
 static unsigned char *rbuf;
 static int epfd;
-static struct sockaddr_in dst;
+static struct sockaddr_storage dst; /* the server: IPv4 (--host/--port) or AF_UNIX (--unix) */
+static socklen_t dst_len;
+static const char *unix_path;
 static int phase = PH_SETUP;
 static volatile sig_atomic_t got_signal;
 
@@ -272,7 +275,7 @@ static void usage(void) {
             "       loadgen stream  --port P --conns C [--size CHUNK] [--depth D] --duration SEC --warmup SEC\n"
             "       loadgen connect --port P --inflight K --duration SEC --warmup SEC [--expect STRING]\n"
             "       loadgen idle    --port P --conns N --hold SEC\n"
-            "common: [--host 127.0.0.1] [--server-pid PID] [--connect-timeout SEC]\n");
+            "common: [--host 127.0.0.1] [--unix PATH] [--server-pid PID] [--connect-timeout SEC]\n");
     exit(2);
 }
 
@@ -480,7 +483,7 @@ static void on_readable(struct conn *c, uint32_t idx) {
 
 static void open_conn(uint32_t idx) {
     struct conn *c = &cs[idx];
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         c->state = C_CONNECTING;
         setting_up++;
@@ -489,7 +492,7 @@ static void open_conn(uint32_t idx) {
     }
     c->state = C_CONNECTING;
     setting_up++;
-    int r = connect(c->fd, (struct sockaddr *)&dst, sizeof dst);
+    int r = connect(c->fd, (struct sockaddr *)&dst, dst_len);
     if (r < 0 && errno != EINPROGRESS) {
         conn_fail(c, E_CONNECT, strerror(errno));
         return;
@@ -536,13 +539,13 @@ static void cm_start(uint32_t slot) {
     struct conn *c = &cs[slot];
     c->glen = 0;
     c->t_send[0] = now_ns();
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = socket(dst.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         note_error(E_CONNECT, "socket: %s", strerror(errno));
         c->state = C_DEAD;
         return;
     }
-    int r = connect(c->fd, (struct sockaddr *)&dst, sizeof dst);
+    int r = connect(c->fd, (struct sockaddr *)&dst, dst_len);
     if (r < 0 && errno != EINPROGRESS) {
         note_error(E_CONNECT, "connect: %s", strerror(errno));
         conn_close(c);
@@ -635,6 +638,7 @@ int main(int argc, char **argv) {
         const char *v = argv[++i];
         if (!strcmp(a, "--port")) port = (int)parse_l(v);
         else if (!strcmp(a, "--host")) host = v;
+        else if (!strcmp(a, "--unix")) unix_path = v;
         else if (!strcmp(a, "--conns")) conns = parse_l(v);
         else if (!strcmp(a, "--size")) msg_size = parse_l(v);
         else if (!strcmp(a, "--depth")) depth = parse_l(v);
@@ -648,7 +652,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--spin")) spin = (int)parse_l(v);
         else usage();
     }
-    if (port <= 0 || port > 65535) fail_setup("--port is required");
+    if (!unix_path && (port <= 0 || port > 65535)) fail_setup("--port (or --unix) is required");
     if (msg_size < 0) msg_size = mode == MODE_STREAM ? 65536 : mode == MODE_IDLE ? 16 : 64;
     if (depth < 0) depth = mode == MODE_STREAM ? 8 : 1;
     if (mode == MODE_IDLE) depth = 1;
@@ -660,9 +664,19 @@ int main(int argc, char **argv) {
     if (expect_len >= GBUF_SZ) fail_setup("--expect too long");
 
     memset(&dst, 0, sizeof dst);
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, host, &dst.sin_addr) != 1) fail_setup("bad --host %s (IPv4 address expected)", host);
+    if (unix_path) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&dst;
+        if (strlen(unix_path) >= sizeof un->sun_path) fail_setup("--unix path too long");
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, unix_path);
+        dst_len = sizeof *un;
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&dst;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &in->sin_addr) != 1) fail_setup("bad --host %s (IPv4 address expected)", host);
+        dst_len = sizeof *in;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;

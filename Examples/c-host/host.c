@@ -7,14 +7,17 @@
  *   - Twine's counting echo on --echo-port, through Twine's C API (twine.h);
  *     with --c-echo, a plain C bufferevent echo on that port instead (the
  *     benchmark compares the two: the cost of embedding Twine);
+ *   - on --adopt-port, connections the host accepts itself and hands to Twine's
+ *     echo (twine_adopt_fd: the socket is Twine's from then on);
  *   - SIGTERM/SIGINT events that tear everything down and leave the loop;
  * then runs event_base_dispatch itself.
  *
- *   host [--c-port P] [--echo-port P] [--heartbeat-ms MS] [--max-connections N]
+ *   host [--c-port P] [--echo-port P] [--adopt-port P] [--heartbeat-ms MS] [--max-connections N]
  *        [--c-echo] [--twine-log-level trace|debug|info|notice|warning|error|critical]
  *
  * Ports default to 0 (a free one). Prints "c-protocol on 127.0.0.1:PORT", then
- * "listening on 127.0.0.1:PORT" for the echo port, then heartbeats. Twine's log
+ * "adopt on 127.0.0.1:PORT" (not with --c-echo), then "listening on 127.0.0.1:PORT"
+ * for the echo port, then heartbeats. Twine's log
  * lines go to stderr as "twine[LEVEL]: ...". On SIGTERM it prints the echo's
  * counters and "fds before=N after=M" (open descriptors before the base was made
  * and after it was freed), and exits 0; on a setup error it prints the error and
@@ -54,6 +57,7 @@ struct host {
   struct event *heartbeat, *sigterm, *sigint;
   struct evconnlistener *c_listener;
   struct evconnlistener *c_echo_listener; /* --c-echo only */
+  struct evconnlistener *adopt_listener;  /* accepts for twine_adopt_fd (not with --c-echo) */
   struct conn *conns;
   twine_reactor *twine;
   twine_factory *echo;
@@ -130,6 +134,18 @@ static void c_accept(struct evconnlistener *listener, evutil_socket_t fd, struct
   bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* A connection the host accepted itself, handed to Twine: from TWINE_OK on, the fd is Twine's. */
+static void adopt_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa, int socklen,
+                         void *ctx) {
+  (void)listener, (void)sa, (void)socklen;
+  struct host *host = ctx;
+  int status = twine_adopt_fd(host->twine, host->echo, fd);
+  if (status != TWINE_OK) {
+    fprintf(stderr, "host: twine_adopt_fd: %s: %s\n", twine_status_name(status), twine_last_error());
+    evutil_closesocket(fd); /* on an error the fd is still ours */
+  }
+}
+
 static void heartbeat(evutil_socket_t fd, short events, void *ctx) {
   (void)fd, (void)events;
   struct host *host = ctx;
@@ -160,7 +176,8 @@ static void teardown(struct host *host) {
   while (host->conns) conn_free(host->conns);
   if (host->c_listener) evconnlistener_free(host->c_listener);
   if (host->c_echo_listener) evconnlistener_free(host->c_echo_listener);
-  host->c_listener = host->c_echo_listener = NULL;
+  if (host->adopt_listener) evconnlistener_free(host->adopt_listener);
+  host->c_listener = host->c_echo_listener = host->adopt_listener = NULL;
   struct event **events[] = {&host->heartbeat, &host->sigterm, &host->sigint};
   for (size_t i = 0; i < sizeof events / sizeof events[0]; i++) {
     if (*events[i]) event_free(*events[i]);
@@ -176,11 +193,11 @@ static void on_signal(evutil_socket_t signum, short events, void *ctx) {
   event_base_loopbreak(host->base);
 }
 
-static struct evconnlistener *listen_c(struct host *host, int port) {
+static struct evconnlistener *listen_c(struct host *host, int port, evconnlistener_cb accepted) {
   struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   struct evconnlistener *listener =
-      evconnlistener_new_bind(host->base, c_accept, host, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+      evconnlistener_new_bind(host->base, accepted, host, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
                               4096, (struct sockaddr *)&address, sizeof address);
   if (!listener) perror("host: listen");
   return listener;
@@ -208,14 +225,15 @@ static int parse_int(const char *text, int low, int high, int *out) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: host [--c-port P] [--echo-port P] [--heartbeat-ms MS] [--max-connections N] [--c-echo]\n"
+  fprintf(stderr, "usage: host [--c-port P] [--echo-port P] [--adopt-port P] [--heartbeat-ms MS] [--max-connections N]\n"
+                  "            [--c-echo]\n"
                   "            [--twine-log-level trace|debug|info|notice|warning|error|critical]\n");
   exit(2);
 }
 
 /* Sets up everything on host->base; returns 0, or 1 after reporting why not. */
-static int setup(struct host *host, int c_port, int echo_port, int heartbeat_ms, int max_connections, int c_echo,
-                 int log_level) {
+static int setup(struct host *host, int c_port, int echo_port, int adopt_port, int heartbeat_ms, int max_connections,
+                 int c_echo, int log_level) {
   struct timeval interval = {heartbeat_ms / 1000, (heartbeat_ms % 1000) * 1000};
   host->heartbeat = event_new(host->base, -1, EV_PERSIST, heartbeat, host);
   host->sigterm = evsignal_new(host->base, SIGTERM, on_signal, host);
@@ -225,11 +243,11 @@ static int setup(struct host *host, int c_port, int echo_port, int heartbeat_ms,
   event_add(host->sigterm, NULL);
   event_add(host->sigint, NULL);
 
-  if (!(host->c_listener = listen_c(host, c_port))) return 1;
+  if (!(host->c_listener = listen_c(host, c_port, c_accept))) return 1;
   printf("c-protocol on 127.0.0.1:%d\n", bound_port(host->c_listener));
 
   if (c_echo) {
-    if (!(host->c_echo_listener = listen_c(host, echo_port))) return 1;
+    if (!(host->c_echo_listener = listen_c(host, echo_port, c_accept))) return 1;
     printf("listening on 127.0.0.1:%d\n", bound_port(host->c_echo_listener));
     return 0;
   }
@@ -240,6 +258,8 @@ static int setup(struct host *host, int c_port, int echo_port, int heartbeat_ms,
   if ((status = twine_set_log_callback(host->twine, twine_log, NULL, log_level)))
     return twine_failed("twine_set_log_callback", status);
   if ((status = twine_factory_new("echo", parameters, &host->echo))) return twine_failed("twine_factory_new", status);
+  if (!(host->adopt_listener = listen_c(host, adopt_port, adopt_accept))) return 1;
+  printf("adopt on 127.0.0.1:%d\n", bound_port(host->adopt_listener));
   if ((status = twine_listen(host->twine, host->echo, "127.0.0.1", echo_port, &port)))
     return twine_failed("twine_listen", status);
   printf("listening on 127.0.0.1:%d\n", port);
@@ -247,7 +267,7 @@ static int setup(struct host *host, int c_port, int echo_port, int heartbeat_ms,
 }
 
 int main(int argc, char **argv) {
-  int c_port = 0, echo_port = 0, heartbeat_ms = 1000, max_connections = 1000000, c_echo = 0;
+  int c_port = 0, echo_port = 0, adopt_port = 0, heartbeat_ms = 1000, max_connections = 1000000, c_echo = 0;
   int log_level = TWINE_LOG_WARNING;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -259,6 +279,8 @@ int main(int argc, char **argv) {
     i++;
     if (!strcmp(arg, "--c-port")) {
       if (!parse_int(value, 0, 65535, &c_port)) usage();
+    } else if (!strcmp(arg, "--adopt-port")) {
+      if (!parse_int(value, 0, 65535, &adopt_port)) usage();
     } else if (!strcmp(arg, "--echo-port")) {
       /* Not range-checked here: Twine's own check is part of what the tests drive. */
       if (!parse_int(value, -1000000, 1000000, &echo_port)) usage();
@@ -285,7 +307,7 @@ int main(int argc, char **argv) {
   int fds_before = open_fds();
   struct host host = {0};
   if (!(host.base = event_base_new())) return fprintf(stderr, "host: event_base_new failed\n"), 1;
-  if (setup(&host, c_port, echo_port, heartbeat_ms, max_connections, c_echo, log_level) == 0) {
+  if (setup(&host, c_port, echo_port, adopt_port, heartbeat_ms, max_connections, c_echo, log_level) == 0) {
     fflush(stdout);
     event_base_dispatch(host.base); /* the host's loop: Twine never runs or breaks it */
   } else {

@@ -40,16 +40,19 @@ cd "$root"
 bin=$("$swift" build -c "$config" --scratch-path "$scratch" --show-bin-path $build_flags)
 archive=$bin/libTwineCAPI.a
 
-# libtwine.so from every object of the archive (ar x would merge same-named members).
-duplicates=$(ar t "$archive" | sort | uniq -d)
-if [ -n "$duplicates" ]; then
-  echo "install.sh: same-named objects in $archive: $duplicates" >&2
-  exit 1
-fi
+# libtwine.so from every object of the archive. Modules may have same-named files
+# (Exports.swift): extract each member by its position among its namesakes (ar xN),
+# under a name made unique by its index.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/objects"
-(cd "$work/objects" && ar x "$archive")
+(
+  cd "$work/objects"
+  ar t "$archive" | awk '{ seen[$0]++; print NR, seen[$0], $0 }' | while read -r index nth member; do
+    ar xN "$nth" "$archive" "$member"
+    mv "$member" "$index-$member"
+  done
+)
 # shellcheck disable=SC2086
 swiftc -emit-library -o "$work/libtwine.so" "$work"/objects/*.o $link_flags \
   -Xlinker -soname -Xlinker libtwine.so -Xlinker --version-script -Xlinker "$here/exports.map"

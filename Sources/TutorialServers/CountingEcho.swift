@@ -9,6 +9,7 @@ public final class CountingEcho: Protocol {
   /// The exact refusal text.
   public static let refusal = "Too many connections, try later"
 
+  /// Refuses the connection (says why, then closes) when it takes the count past the limit.
   public override func connectionMade() {
     guard let factory = factory as? CountingFactory else { return }
     if factory.counters.live > factory.maxConnections {
@@ -18,6 +19,7 @@ public final class CountingEcho: Protocol {
     }
   }
 
+  /// Writes the bytes back.
   public override func dataReceived(_ data: RawSpan) {
     transport.write(data)
   }

@@ -58,6 +58,7 @@ public final class DelayedCall: ScheduledCall {
   }
 
   private func arm(_ delay: Double) {
+    let delay = delay.isFinite ? min(delay, 1e9) : 1e9  // "never" is a timer ~30 years out, not a trap
     var tv = timeval(tv_sec: Int(delay), tv_usec: Int((delay - delay.rounded(.down)) * 1_000_000))
     event_add(event, &tv)
   }

@@ -1,6 +1,6 @@
 import CLibevent
 
-/// A listening TCP socket (Twisted's `IListeningPort`). Owns one `evconnlistener`
+/// A listening TCP or UNIX-domain stream socket (Twisted's `IListeningPort`). Owns one `evconnlistener`
 /// and, while accepting is backed off, one timer event.
 public final class ListeningPort {
   /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
@@ -17,9 +17,11 @@ public final class ListeningPort {
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
 
-  init(reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory) throws(TwineError) {
-    self.reactor = reactor
-    self.factory = factory
+  /// The UNIX-domain socket file this port made (removed when it stops), with its identity.
+  private let socketFile: SocketFile?
+
+  /// Listens on TCP `port` of numeric `interface` (empty: every IPv4 interface).
+  convenience init(reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory) throws(TwineError) {
     guard var numeric = NumericAddress(host: interface, port: port) else {
       throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
     }
@@ -35,8 +37,20 @@ public final class ListeningPort {
     guard let made else {
       throw .cannotListen(interface: interface, port: port, cause: .from(code: bindError))
     }
+    let address = SocketAddress.of(fd: evconnlistener_get_fd(made), peer: false) ?? SocketAddress(.ipv4(0), port: port)
+    self.init(reactor: reactor, listener: made, address: address, factory: factory, socketFile: nil)
+  }
+
+  /// Takes a disabled `listener` (TCP or UNIX-domain), sets its callbacks and starts accepting.
+  init(
+    reactor: Reactor, listener made: OpaquePointer, address: SocketAddress, factory: Factory,
+    socketFile: SocketFile?
+  ) {
+    self.reactor = reactor
+    self.factory = factory
+    self.address = address
+    self.socketFile = socketFile
     listener = made
-    address = SocketAddress.of(fd: evconnlistener_get_fd(made), peer: false) ?? SocketAddress(.ipv4(0), port: port)
     let context = Unmanaged.passUnretained(self).toOpaque()
     evconnlistener_set_cb(
       made,
@@ -55,7 +69,7 @@ public final class ListeningPort {
   /// True until ``stopListening()``.
   public var isListening: Bool { listener != nil }
 
-  /// Closes the listening socket. Open connections stay open. Idempotent.
+  /// Closes the listening socket (and removes a UNIX-domain socket's file). Open connections stay open. Idempotent.
   public func stopListening() {
     guard let listener else { return }
     withExtendedLifetime(self) {
@@ -66,6 +80,7 @@ public final class ListeningPort {
         self.backoffTimer = nil
       }
       reactor.ports[ObjectIdentifier(self)] = nil
+      if let socketFile { Self.removeSocketFile(socketFile) }
       factory.doStop()
     }
   }

@@ -39,4 +39,43 @@ extension Reactor {
     connection.start(with: proto)
     return connection
   }
+
+  /// Serves a connected socket bufferevent the host already has (on this reactor's base)
+  /// with a protocol from `factory`, in buffered mode: every byte passes through the
+  /// bufferevent, so its rate limits, filters and watermarks keep working.
+  ///
+  /// Ownership: once this returns, the bufferevent is Twine's, refused or not: Twine
+  /// replaces its callbacks, enables it, delivers what already waits in its input, keeps
+  /// what waits in its output queued ahead of the protocol's writes, and frees it
+  /// (`bufferevent_free`) when the connection ends; the socket closes with it if the host
+  /// made it with `BEV_OPT_CLOSE_ON_FREE` (otherwise the socket stays the host's to close).
+  /// The caller must not use or free the bufferevent any more. When this throws, nothing
+  /// was done and the bufferevent is still the caller's. Returns the transport, or nil
+  /// when `factory` refused the peer (the bufferevent is then already freed, counted as refused).
+  @discardableResult
+  public func adoptBufferevent(_ bufferevent: OpaquePointer, factory: Factory) throws(TwineError)
+    -> (any Transport)?
+  {
+    assertOnLoopThread()
+    guard !isShutDown else { throw .reactorShutDown }
+    guard bufferevent_get_base(bufferevent) == base else {
+      throw .cannotAdoptBufferevent("it belongs to another event_base")
+    }
+    let fd = bufferevent_getfd(bufferevent)
+    guard fd >= 0 else { throw .cannotAdoptBufferevent("it has no socket") }
+    guard let peer = SocketAddress.of(fd: fd, peer: true) else {
+      throw .cannotAdoptBufferevent("its socket is not connected: \(SocketError.current().message)")
+    }
+    guard let proto = factory.buildProtocol(peer) else {
+      factory.counters.noteRefused()
+      bufferevent_free(bufferevent)
+      return nil
+    }
+    bufferevent_enable(bufferevent, Int16(EV_WRITE))
+    let connection = TCPConnection(
+      reactor: self, fd: fd, bev: bufferevent, factory: factory, peer: peer, connector: nil, state: .connecting,
+      buffered: true)
+    connection.start(with: proto)
+    return connection
+  }
 }

@@ -14,7 +14,8 @@ extension Reactor {
 
   /// Connects to `host`:`port` (a name is resolved without blocking the loop) and
   /// serves the connection with a protocol from `factory`. Failure to connect within
-  /// `timeout` seconds ends in `clientConnectionFailed(.timedOut)`. Failures are
+  /// `timeout` seconds ends in `clientConnectionFailed(.timedOut)` (nil or `.infinity`: no
+  /// limit). Failures are
   /// reported from the loop, never before this returns; after ``shutdown()`` the
   /// attempt fails with `.reactorShutdown`.
   @discardableResult

@@ -26,6 +26,8 @@ public final class Reactor: Scheduler {
   let connections = ConnectionList()
   /// Listening ports, until `stopListening`.
   var ports: [ObjectIdentifier: ListeningPort] = [:]
+  /// UDP ports, until `stopListening`.
+  var udpPorts: [ObjectIdentifier: UDPPort] = [:]
   /// Pending delayed calls, until they fire or are cancelled.
   var delayedCalls: [ObjectIdentifier: DelayedCall] = [:]
   private let threadCaller: CrossThreadCaller
@@ -36,6 +38,8 @@ public final class Reactor: Scheduler {
   private var dispatching = false
   private var signalEvents: [OpaquePointer] = []
   private(set) var resolver: Resolver?
+  /// libevent rate-limit groups, one per ``RateLimitGroup`` used here, until the reactor goes.
+  private var rateLimitGroups: [ObjectIdentifier: (group: RateLimitGroup, shared: SharedRateLimit)] = [:]
   /// Replaced resolvers, kept until their cancelled lookups' callbacks have run.
   private var retiredResolvers: [Resolver] = []
   /// True once ``shutdown()`` began: creators refuse, so nothing outlives the base.
@@ -71,15 +75,22 @@ public final class Reactor: Scheduler {
     if let resolver { resolvers.append(resolver) }
     resolver = nil
     retiredResolvers = []
+    // Freed bufferevents leave their rate-limit groups in libevent's finalizers, which
+    // also run from the loop: a group freed before that aborts.
+    var groups: [AnyObject] = rateLimitGroups.values.map(\.shared)
+    rateLimitGroups = [:]
     if ownsBase {
       // Cancelled lookups finish through libevent's deferred callbacks: let them run
       // before the DNS bases go, so no callback or context is left behind.
-      if resolvers.contains(where: \.awaitingCancelledCallbacks) { event_base_loop(base, EVLOOP_NONBLOCK) }
-      resolvers = []  // the DNS bases go before the event base
+      if resolvers.contains(where: \.awaitingCancelledCallbacks) || !groups.isEmpty {
+        event_base_loop(base, EVLOOP_NONBLOCK)
+      }
+      resolvers = []  // the DNS bases and rate-limit groups go before the event base
+      groups = []
       event_base_free(base)
     } else {
-      // The host's loop runs those callbacks; the DNS bases go once it has.
-      RetiredResolvers.free(resolvers, on: base)
+      // The host's loop runs those callbacks and finalizers; what waits on them goes once it has.
+      HostLoopLeftovers.free(resolvers: resolvers, groups: groups, on: base)
     }
     readBuffer.deallocate()
   }
@@ -158,12 +169,22 @@ public final class Reactor: Scheduler {
     }
     resolver?.cancelAll()
     for port in Array(ports.values) { port.stopListening() }
+    for port in Array(udpPorts.values) { port.stopListening() }
     for connection in connections.all { connection.close(.reactorShutdown) }
     // Closing may have scheduled more (a reconnect, a timer): those were refused; cancel what is left.
     for call in Array(delayedCalls.values) { call.cancel() }
     for event in signalEvents { event_free(event) }
     signalEvents = []
     threadCaller.close()
+  }
+
+  /// The libevent group for `group` on this reactor, made on first use.
+  func rateLimitGroup(for group: RateLimitGroup) -> OpaquePointer? {
+    guard !isShutDown else { return nil }
+    if let known = rateLimitGroups[ObjectIdentifier(group)] { return known.shared.group }
+    guard let made = SharedRateLimit(group.limit, base: base) else { return nil }
+    rateLimitGroups[ObjectIdentifier(group)] = (group, made)
+    return made.group
   }
 
   /// Sends host-name lookups to `nameserver` ("IP" or "IP:port") instead of the

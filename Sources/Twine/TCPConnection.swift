@@ -21,6 +21,10 @@ import CLibevent
 ///   write errors, and tells us when it drained (for `loseConnection`). The bufferevent
 ///   is made on the first such write: a connection whose writes all go straight out
 ///   (a greeting, most echoes) never allocates one.
+/// - Buffered mode: a connection whose bytes must pass through libevent — rate-limited,
+///   TLS, or a host's bufferevent — reads through the bufferevent's read callback
+///   (`evbuffer_peek` → `dataReceived` per chain, borrowed → `evbuffer_drain`) and
+///   writes only through it.
 final class TCPConnection: Transport {
   enum State { case connecting, open, disconnecting, closed }
 
@@ -29,8 +33,14 @@ final class TCPConnection: Transport {
   private unowned(unsafe) let reactor: Reactor
   /// The output queue: nil until a write has to queue; it owns the socket once made.
   private var bev: OpaquePointer?
-  /// The read event; nil once the connection's handles are freed.
+  /// The read event (direct mode only); nil in buffered mode and once the handles are freed.
   private var readEvent: OpaquePointer?
+  /// Reads and writes go through the bufferevent (see the type's notes).
+  private(set) var buffered = false
+  /// True until ``finishClose(_:)`` frees the libevent handles.
+  private var hasHandles = true
+  /// This connection's own token-bucket configuration; libevent keeps the pointer, so it lives until the close.
+  private var rateLimitConfig: OpaquePointer?
   /// The socket: ours until a bufferevent takes it over (`BEV_OPT_CLOSE_ON_FREE`).
   let fd: Int32
   private(set) var state: State
@@ -57,6 +67,10 @@ final class TCPConnection: Transport {
   private var closingReason: CloseReason?
   /// The peer sent FIN; we may still be flushing to it.
   private var peerClosed = false
+  /// `loseWriteConnection` was called: writes are refused; the write side shuts once the queue is empty.
+  private var writeShutting = false
+  /// Our write side is shut (`shutdown(SHUT_WR)` done).
+  private var writeShut = false
   /// A socket error seen by a direct send; libevent's own write meets it again and reports it.
   private var sendError: Int32 = 0
   private var counted = false
@@ -68,10 +82,11 @@ final class TCPConnection: Transport {
   /// Reads one callback may do before yielding to other connections (each fills the read buffer).
   private static let readsPerCallback = 8
 
-  /// Wraps an accepted socket (server side, `bev` nil) or a connecting bufferevent (client side).
+  /// Wraps an accepted socket (server side, `bev` nil) or a connecting bufferevent (client
+  /// side). `buffered` makes it read through `bev` (which must be given) from the start.
   init(
     reactor: Reactor, fd: Int32, bev: OpaquePointer?, factory: Factory, peer: SocketAddress,
-    connector: TCPConnector?, state: State
+    connector: TCPConnector?, state: State, buffered: Bool = false
   ) {
     self.reactor = reactor
     self.fd = fd
@@ -80,8 +95,10 @@ final class TCPConnection: Transport {
     self.peerAddress = peer
     self.connector = connector
     self.state = state
+    self.buffered = buffered && bev != nil
     reactor.connections.insert(self)
     if let bev { adopt(bev) }
+    guard !self.buffered else { return }
     let context = Unmanaged.passUnretained(self).toOpaque()
     readEvent = event_new(
       reactor.base, fd, Int16(EV_READ | EV_PERSIST),
@@ -90,12 +107,13 @@ final class TCPConnection: Transport {
 
   deinit { assert(bev == nil && readEvent == nil, "TCPConnection freed with its libevent handles alive") }
 
-  /// Takes `bev` as the output queue: its write side only (its read side is never enabled).
+  /// Takes `bev` as the output queue (its read side is enabled only in buffered mode).
   private func adopt(_ bev: OpaquePointer) {
     self.bev = bev
     let context = Unmanaged.passUnretained(self).toOpaque()
     bufferevent_setcb(
-      bev, nil,
+      bev,
+      { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().bufferedReadable() },
       { _, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().writeDrained() },
       { _, what, context in Unmanaged<TCPConnection>.fromOpaque(context!).takeUnretainedValue().event(what) },
       context)
@@ -109,7 +127,7 @@ final class TCPConnection: Transport {
 
   /// Starts the connection with its protocol: counts it, turns Nagle off, `connectionMade`, then reads.
   func start(with proto: Protocol) {
-    guard readEvent != nil else {
+    guard buffered || readEvent != nil else {
       reactor.logger.error("event_new failed; connection dropped", metadata: ["peer": "\(peerAddress)"])
       close(.error(SocketError.from(code: ENOMEM)))
       return
@@ -126,14 +144,14 @@ final class TCPConnection: Transport {
     leaveCallback()
     // Registered only now: a protocol that greets and closes in connectionMade (HelloHD)
     // never costs an epoll_ctl add and delete.
-    if wantsInput { event_add(readEvent, nil) }
+    startReadingIfWanted()
   }
 
   // MARK: Callbacks from libevent
 
   /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
-    guard readEvent != nil else { return }
+    guard readEvent != nil, !buffered else { return }
     callbackDepth += 1
     readAvailable()
     leaveCallback()
@@ -144,7 +162,7 @@ final class TCPConnection: Transport {
   private func readAvailable() {
     let buffer = reactor.readBuffer
     for _ in 0..<Self.readsPerCallback {
-      guard wantsInput, let proto else { return }
+      guard wantsInput, !buffered, let proto else { return }
       let got = recv(fd, buffer.baseAddress, buffer.count, 0)
       if got > 0 {
         counters.noteBytesIn(got)
@@ -162,10 +180,27 @@ final class TCPConnection: Transport {
     }
   }
 
+  /// Buffered mode: the bufferevent read into its input; hand each chain up, borrowed.
+  private func bufferedReadable() {
+    guard hasHandles, buffered, let bev else { return }
+    callbackDepth += 1
+    let input = bufferevent_get_input(bev)!
+    var chain = iovec()
+    // The close path waits for this callback to end, so `bev` stays valid throughout.
+    while wantsInput, let proto, evbuffer_peek(input, -1, nil, &chain, 1) > 0, chain.iov_len > 0 {
+      let length = chain.iov_len
+      counters.noteBytesIn(length)
+      proto.dataReceived(UnsafeRawBufferPointer(start: chain.iov_base, count: length).bytes)
+      evbuffer_drain(input, length)
+    }
+    leaveCallback()
+  }
+
   /// The output queue drained to its low-water mark (0 unless flow control paused it).
   private func writeDrained() {
     callbackDepth += 1
     if flowPaused && queued <= writeBufferLimits.lowWater { resumeAfterDrain() }
+    if writeShutting && !writeShut && state == .open && queued == 0 { shutWrite() }
     leaveCallback()  // closes a disconnecting connection whose queue is now empty
   }
 
@@ -185,28 +220,85 @@ final class TCPConnection: Transport {
     leaveCallback()
   }
 
-  /// The peer sent FIN: flush what is queued (the peer may still read), then close.
+  /// The peer sent FIN. A ``HalfCloseable`` protocol hears `readConnectionLost` and may
+  /// go on writing; otherwise flush what is queued (the peer may still read), then close.
   private func peerFinished() {
     peerClosed = true
     guard state == .open || state == .disconnecting else { return }
     stopReading()
-    if queued == 0 {
+    if writeShut {
+      close(.closedByUs)  // both halves are done
+    } else if state == .open, let halfCloseable = proto as? any HalfCloseable {
+      halfCloseable.readConnectionLost()
+    } else if queued == 0 {
       close(.closedByPeer)
     } else {
       state = .disconnecting
     }
   }
 
+  /// Shuts our write side now that nothing is queued; with the peer's side already done, closes.
+  private func shutWrite() {
+    writeShut = true
+    shutdown(fd, Int32(SHUT_WR))
+    if peerClosed { close(.closedByUs) }
+  }
+
   private func stopReading() {
-    if let readEvent { event_del(readEvent) }
+    if buffered {
+      if let bev { bufferevent_disable(bev, Int16(EV_READ)) }
+    } else if let readEvent {
+      event_del(readEvent)
+    }
   }
 
   /// True while input should be read: open, not paused by the protocol, not held back by flow control.
-  private var wantsInput: Bool { state == .open && !paused && !(flowPaused && producer == nil) }
+  private var wantsInput: Bool { state == .open && !peerClosed && !paused && !(flowPaused && producer == nil) }
 
   /// Re-arms reading if it is wanted again.
   private func startReadingIfWanted() {
-    if wantsInput, let readEvent { event_add(readEvent, nil) }
+    guard wantsInput, hasHandles else { return }
+    if buffered, let bev {
+      bufferevent_enable(bev, Int16(EV_READ))
+      // Bytes read before a pause wait in the input: deliver them from the loop.
+      if evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
+        bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
+      }
+    } else if let readEvent {
+      event_add(readEvent, nil)
+    }
+  }
+
+  // MARK: Buffered mode and rate limits
+
+  /// Moves the connection to buffered mode (making its bufferevent if needed): from
+  /// now on every byte passes through libevent. False if the bufferevent cannot be made.
+  @discardableResult
+  func enterBufferedMode() -> Bool {
+    guard !buffered else { return true }
+    guard hasHandles, bev != nil || makeOutputQueue() != nil else { return false }
+    if let readEvent {
+      event_free(readEvent)  // allowed inside its own callback; readAvailable checks `buffered`
+      self.readEvent = nil
+    }
+    buffered = true
+    startReadingIfWanted()
+    return true
+  }
+
+  func setRateLimit(_ limit: RateLimit?) {
+    guard state != .closed, enterBufferedMode(), let bev else { return }
+    let old = rateLimitConfig
+    rateLimitConfig = limit.flatMap(TokenBuckets.config)
+    bufferevent_set_rate_limit(bev, rateLimitConfig)
+    if let old { ev_token_bucket_cfg_free(old) }
+  }
+
+  func joinRateLimitGroup(_ group: RateLimitGroup) {
+    guard state != .closed, enterBufferedMode(), let bev, let shared = reactor.rateLimitGroup(for: group) else {
+      return
+    }
+    bufferevent_add_to_rate_limit_group(bev, shared)
   }
 
   // MARK: Flow control
@@ -279,13 +371,13 @@ final class TCPConnection: Transport {
   // MARK: Transport
 
   func write(_ data: RawSpan) {
-    guard state == .open || state == .disconnecting || state == .connecting else { return }
+    guard state == .open || state == .disconnecting || state == .connecting, !writeShutting else { return }
     let count = data.byteCount
     guard count > 0 else { return }
     counters.noteBytesOut(count)
     data.withUnsafeBytes { bytes in
       var offset = 0
-      if state != .connecting && sendError == 0 && queued == 0 {
+      if !buffered && state != .connecting && sendError == 0 && queued == 0 {
         let sent = send(fd, bytes.baseAddress, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
         if sent == count { return }
         if sent > 0 {
@@ -333,27 +425,43 @@ final class TCPConnection: Transport {
     }
   }
 
-  func abortConnection() { close(.aborted) }
+  func abortConnection(reason: CloseReason) { close(reason) }
+
+  func loseWriteConnection() {
+    guard state == .open, !writeShutting else { return }
+    writeShutting = true
+    if queued == 0 { shutWrite() }
+  }
 
   func pauseProducing() {
-    guard readEvent != nil, !paused else { return }
+    guard hasHandles, !paused else { return }
     paused = true
     stopReading()
   }
 
   func resumeProducing() {
-    guard readEvent != nil, paused else { return }
+    guard hasHandles, paused else { return }
     paused = false
     startReadingIfWanted()
   }
 
   var peer: SocketAddress { peerAddress }
 
+  /// Asked of the socket once, on first use (a closed socket's number may belong to another).
+  private var hostAddress: SocketAddress?
+
   var host: SocketAddress {
-    SocketAddress.of(fd: fd, peer: false) ?? SocketAddress(.ipv4(0), port: 0)
+    if let hostAddress { return hostAddress }
+    guard hasHandles, let found = SocketAddress.of(fd: fd, peer: false) else { return SocketAddress(.ipv4(0), port: 0) }
+    hostAddress = found
+    return found
   }
 
   var pendingWriteCount: Int { queued }
+
+  var peerCredentials: PeerCredentials? { hasHandles ? PeerCredentials.of(fd: fd) : nil }
+
+  var disconnecting: Bool { state == .disconnecting || state == .closed }
 
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
     try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, enabled)
@@ -364,7 +472,7 @@ final class TCPConnection: Transport {
   }
 
   private func setOption(_ level: Int32, _ name: Int32, _ enabled: Bool) throws(SocketError) {
-    guard readEvent != nil else { throw SocketError.from(code: EBADF) }
+    guard hasHandles else { return }  // closed: a no-op, like every other call
     var value: Int32 = enabled ? 1 : 0
     if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SocketError.current() }
   }
@@ -386,16 +494,22 @@ final class TCPConnection: Transport {
   /// The one place the bufferevent, the read event and the socket are freed, the counters updated and `connectionLost` called.
   private func finishClose(_ reason: CloseReason) {
     withExtendedLifetime(self) {
+      hasHandles = false
       if let readEvent {
         event_free(readEvent)
         self.readEvent = nil
       }
       if let bev {
-        if reason == .reactorShutdown { flushOnce(bev) }
+        // In buffered mode the bytes may need libevent's processing (TLS): no raw flush.
+        if reason == .reactorShutdown && !buffered { flushOnce(bev) }
         bufferevent_free(bev)  // clears the callbacks first, closes the socket
         self.bev = nil
       } else {
         evutil_closesocket(fd)
+      }
+      if let rateLimitConfig {
+        ev_token_bucket_cfg_free(rateLimitConfig)
+        self.rateLimitConfig = nil
       }
       reactor.connections.remove(self)
       // Let go of everything but the closed socket's identity: a protocol that keeps its

@@ -2,6 +2,7 @@ import CLibevent
 
 /// An outgoing TCP connection attempt (Twisted's `Connector`): resolves the host
 /// without blocking, connects with a timeout, and tells its ``ClientFactory`` how it went.
+/// Also connects UNIX-domain stream sockets (``Reactor/connectUNIX(_:factory:timeout:)``; `destination` is `(path, 0)`).
 public final class TCPConnector: Connector {
   /// Weak: a connector may outlive its reactor; it then does nothing.
   private weak var reactor: Reactor?
@@ -12,9 +13,14 @@ public final class TCPConnector: Connector {
   private var lookup: Resolver.Lookup?
   private weak var connection: TCPConnection?
   private var attempting = false
+  /// Set when connecting to a UNIX-domain socket: the path, which needs no resolving.
+  private let unixPath: String?
 
-  init(reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?) {
+  init(
+    reactor: Reactor, host: String, port: Int, factory: ClientFactory, timeout: Double?, unixPath: String? = nil
+  ) {
     self.reactor = reactor
+    self.unixPath = unixPath
     self.destination = (host, port)
     self.factory = factory
     self.timeout = timeout
@@ -33,6 +39,12 @@ public final class TCPConnector: Connector {
     guard !reactor.isShutDown else {
       connectionFailed(.reactorShutdown)
       return
+    }
+    if let unixPath {
+      guard let address = NumericAddress(SocketAddress(.unix(path: unixPath), port: 0)) else {
+        return failLater(.error(SocketError(code: ENAMETOOLONG, message: "not a usable socket path: \(unixPath)")))
+      }
+      return start(address)
     }
     let host = destination.host == "localhost" ? "127.0.0.1" : destination.host
     if let address = NumericAddress(host: host, port: destination.port) {
@@ -68,26 +80,30 @@ public final class TCPConnector: Connector {
   private func start(_ address: NumericAddress) {
     guard let reactor else { return }
     var address = address
-    guard let bev = bufferevent_socket_new(reactor.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+    // Our own socket, so that the connection's callbacks are set before connecting:
+    // libevent reports a connect that fails at once (a UNIX-domain socket nobody accepts
+    // on) only to callbacks that are already set.
+    let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return failLater(.fromSocketError(twine_socket_error())) }
+    guard let bev = bufferevent_socket_new(reactor.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) else {
+      evutil_closesocket(fd)
       failLater(.error(SocketError.from(code: ENOMEM)))
       return
     }
     let peer = address.withSockaddr { SocketAddress($0, length: Int($1)) } ?? SocketAddress(.ipv4(0), port: 0)
-    if let timeout {
+    if let timeout, timeout.isFinite, timeout > 0, timeout < 1e9 {
       var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1_000_000))
       bufferevent_set_timeouts(bev, nil, &tv)  // a connect waits on the write event
     }
+    let made = TCPConnection(
+      reactor: reactor, fd: fd, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting)
+    connection = made  // the reactor's table keeps it alive
     let rc = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
     if rc != 0 {
-      let code = twine_socket_error()
-      bufferevent_free(bev)
-      failLater(.fromSocketError(code))
-      return
+      // Reaches connectionFailed, from the loop: never inside connectTCP.
+      let reason = CloseReason.fromSocketError(twine_socket_error())
+      reactor.callLater(0) { made.close(reason) }
     }
-    let made = TCPConnection(
-      reactor: reactor, fd: bufferevent_getfd(bev), bev: bev, factory: factory, peer: peer, connector: self,
-      state: .connecting)
-    connection = made  // the reactor's table keeps it alive
   }
 
   /// Stops an attempt in progress; the factory hears nothing of it.

@@ -5,6 +5,8 @@ import Glibc
 public enum TwineError: Error, Sendable, CustomStringConvertible {
   /// Binding or listening failed, e.g. the port is in use (`EADDRINUSE`).
   case cannotListen(interface: String, port: Int, cause: SocketError)
+  /// Listening on a UNIX-domain socket path failed, e.g. a live server holds it or the path is not a socket.
+  case cannotListenOnPath(String, cause: SocketError)
   /// An interface or host was not a numeric IPv4 or IPv6 address.
   case badAddress(String)
   /// libevent could not make an object (event base, event, bufferevent); the text names it.
@@ -15,6 +17,8 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   case borrowedBase(String)
   /// A socket could not be adopted (not open, not a connected stream socket); the caller still owns it.
   case cannotAdopt(fd: Int32, cause: SocketError)
+  /// A bufferevent could not be adopted; the text says why. The caller still owns it.
+  case cannotAdoptBufferevent(String)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -22,11 +26,13 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .cannotListen(let interface, let port, let cause):
       let shown = interface.isEmpty ? "*" : interface
       return "cannot listen on \(shown):\(port): \(cause.message)"
+    case .cannotListenOnPath(let path, let cause): return "cannot listen on \(path): \(cause.message)"
     case .badAddress(let text): return "not a numeric IP address: \(text)"
     case .libevent(let what): return "libevent failed: \(what)"
     case .reactorShutDown: return "the reactor has shut down"
     case .borrowedBase(let what): return "not allowed on a reactor over a host's event_base: \(what)"
     case .cannotAdopt(let fd, let cause): return "cannot adopt fd \(fd): \(cause.message)"
+    case .cannotAdoptBufferevent(let why): return "cannot adopt the bufferevent: \(why)"
     }
   }
 }

@@ -44,3 +44,24 @@ public func twineAdoptFD(_ reactor: OpaquePointer?, _ factory: OpaquePointer?, _
     }
   }
 }
+
+/// `twine_adopt_bufferevent`: serves a connected bufferevent the host made on the reactor's base; Twine owns it on success.
+@_cdecl("twine_adopt_bufferevent")
+public func twineAdoptBufferevent(_ reactor: OpaquePointer?, _ factory: OpaquePointer?, _ bufferevent: OpaquePointer?)
+  -> Int32
+{
+  withReactor(reactor, "twine_adopt_bufferevent") { handle in
+    let factoryHandle: FactoryHandle
+    switch TwineC.factoryHandle(factory, "twine_adopt_bufferevent") {
+    case .success(let found): factoryHandle = found
+    case .failure(let failure): return failure.code
+    }
+    guard let bufferevent else { return fail(.invalid, "twine_adopt_bufferevent: bufferevent is NULL") }
+    do throws(TwineError) {
+      try handle.reactor.adoptBufferevent(bufferevent, factory: factoryHandle.factory)
+      return ok
+    } catch {
+      return fail("twine_adopt_bufferevent", error)
+    }
+  }
+}

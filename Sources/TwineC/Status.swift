@@ -24,8 +24,9 @@ enum Status {
   /// The status for an error the reactor threw.
   init(_ error: TwineError) {
     switch error {
-    case .cannotListen(_, _, let cause): self = cause.code == EADDRINUSE ? .addressInUse : .socket
-    case .badAddress, .borrowedBase: self = .invalid
+    case .cannotListen(_, _, let cause), .cannotListenOnPath(_, let cause):
+      self = cause.code == EADDRINUSE ? .addressInUse : .socket
+    case .badAddress, .borrowedBase, .cannotAdoptBufferevent: self = .invalid
     case .cannotAdopt(_, let cause): self = cause.code == EBADF ? .invalid : .socket
     case .libevent: self = .libevent
     case .reactorShutDown: self = .shutDown

@@ -10,14 +10,16 @@ open class Factory {
   public let protocolType: Protocol.Type
 
   /// Live, accepted and refused connections and bytes in/out, updated by the transports.
-  public let counters = ConnectionCounters()
+  public let counters: ConnectionCounters
 
   /// How many ports or connectors use this factory; ``startFactory()`` runs at 0 → 1, ``stopFactory()`` at 1 → 0.
   public private(set) var numPorts = 0
 
-  /// Makes a factory that builds instances of `protocolType`.
-  public init(_ protocolType: Protocol.Type) {
+  /// Makes a factory that builds instances of `protocolType`. Pass `counters` to share
+  /// another factory's (a wrapping factory does, so the wrapped one's counts stay true).
+  public init(_ protocolType: Protocol.Type, counters: ConnectionCounters = ConnectionCounters()) {
     self.protocolType = protocolType
+    self.counters = counters
   }
 
   /// Builds the protocol for a new connection from `peer`, or returns nil to refuse it

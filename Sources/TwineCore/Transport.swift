@@ -13,8 +13,13 @@ public protocol Transport: AnyObject {
   /// peer sent something malformed.
   func loseConnection(reason: CloseReason)
 
-  /// Closes now, discarding queued output; `connectionLost(.aborted)` follows.
-  func abortConnection()
+  /// Sends everything queued, then shuts our write side (the peer sees end of stream)
+  /// while reading goes on; later writes are dropped. Once the peer has ended its side too,
+  /// the connection closes (`connectionLost(.closedByUs)`). See ``HalfCloseable``.
+  func loseWriteConnection()
+
+  /// Closes now, discarding queued output; `connectionLost(reason)` follows.
+  func abortConnection(reason: CloseReason)
 
   /// Stops delivering `dataReceived` until ``resumeProducing()``.
   func pauseProducing()
@@ -28,8 +33,16 @@ public protocol Transport: AnyObject {
   /// The local end's address.
   var host: SocketAddress { get }
 
+  /// The peer process's pid, uid and gid on a UNIX-domain socket; nil elsewhere (the default).
+  var peerCredentials: PeerCredentials? { get }
+
   /// Bytes queued but not yet handed to the kernel.
   var pendingWriteCount: Int { get }
+
+  /// True once `loseConnection` or `abortConnection` was called, or the connection closed
+  /// (Twisted's `transport.disconnecting`): a protocol that hands out several messages from
+  /// one read stops when this turns true.
+  var disconnecting: Bool { get }
 
   /// When the queue pauses and resumes producers, and when it aborts. Default: ``WriteBufferLimits/default``.
   var writeBufferLimits: WriteBufferLimits { get set }
@@ -44,6 +57,12 @@ public protocol Transport: AnyObject {
   /// The clock of the reactor this connection lives on, for timeouts (`ManualClock` in tests).
   var scheduler: any Scheduler { get }
 
+  /// Limits this connection's own reading and writing to `limit` (nil lifts it).
+  func setRateLimit(_ limit: RateLimit?)
+
+  /// Makes this connection share `group`'s limit with the group's other members.
+  func joinRateLimitGroup(_ group: RateLimitGroup)
+
   /// Turns Nagle's algorithm off (`true`) or on. Throws the socket error.
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError)
 
@@ -54,6 +73,9 @@ public protocol Transport: AnyObject {
 extension Transport {
   /// Stops reading, sends everything queued, then closes; `connectionLost(.closedByUs)` follows.
   public func loseConnection() { loseConnection(reason: .closedByUs) }
+
+  /// Closes now, discarding queued output; `connectionLost(.aborted)` follows.
+  public func abortConnection() { abortConnection(reason: .aborted) }
 
   /// Queues the bytes of `bytes`.
   public func write(_ bytes: [UInt8]) {

@@ -11,7 +11,7 @@ import TwineCore
 public final class StringTransport: Transport {
   /// Every byte the protocol wrote, in order.
   public private(set) var written: [UInt8] = []
-  /// True once the protocol called `loseConnection()`.
+  /// True once the protocol called `loseConnection()` or `abortConnection()`, or the connection closed.
   public private(set) var disconnecting = false
   /// True once the protocol called `abortConnection()`.
   public private(set) var aborted = false
@@ -23,6 +23,8 @@ public final class StringTransport: Transport {
   public var peer: SocketAddress
   /// The local address the protocol sees.
   public var host: SocketAddress
+  /// The peer credentials the protocol sees (nil, as over TCP, unless a test sets them).
+  public var peerCredentials: PeerCredentials?
   /// Last values set through the socket-option calls.
   public private(set) var noDelay = false
   /// Last value set through ``setKeepAlive(_:)``.
@@ -36,6 +38,10 @@ public final class StringTransport: Transport {
   public var writeBufferLimits = WriteBufferLimits.default
   /// The producer registered by the protocol, if any.
   public private(set) var producer: (any PushProducer)?
+  /// True once the protocol shut its write side with ``loseWriteConnection()``.
+  public private(set) var writeClosed = false
+  /// True once ``peerHalfClosed()`` shut the peer's side.
+  public private(set) var readClosed = false
   /// True while the transport holds the producer (or, with none, the protocol's input) paused for flow control.
   public private(set) var writePaused = false
 
@@ -102,6 +108,20 @@ public final class StringTransport: Transport {
   /// Delivers the UTF-8 bytes of `text`.
   public func receive(_ text: String) { receive(Array(text.utf8)) }
 
+  /// The peer shuts its write side: a ``HalfCloseable`` protocol hears
+  /// `readConnectionLost`; any other protocol's connection closes (`.closedByPeer`).
+  public func peerHalfClosed() {
+    guard let proto, closeReason == nil, !readClosed else { return }
+    readClosed = true
+    if writeClosed {
+      close(.closedByUs)
+    } else if let halfCloseable = proto as? any HalfCloseable {
+      inCallback { halfCloseable.readConnectionLost() }
+    } else {
+      close(.closedByPeer)
+    }
+  }
+
   /// The peer closes (or resets, per `reason`): `connectionLost(reason)` follows.
   public func peerClosed(_ reason: CloseReason = .closedByPeer) { close(reason) }
 
@@ -150,16 +170,27 @@ public final class StringTransport: Transport {
     guard closeReason == nil, !disconnecting else { return }
     disconnecting = true
     closingReason = reason
-    if held.isEmpty { close(reason) }
+    // Inside a callback the close waits for its end, so later writes there still count.
+    if held.isEmpty && callbackDepth == 0 { close(reason) }
   }
 
-  /// Closes at once: `connectionLost(.aborted)`.
-  public func abortConnection() {
+  /// Records the shut write side in ``writeClosed``; later writes are dropped. With the
+  /// peer's side already shut, the connection closes (`.closedByUs`).
+  public func loseWriteConnection() {
+    guard closeReason == nil, !writeClosed else { return }
+    writeClosed = true
+    dropWrites = true
+    if readClosed { close(.closedByUs) }
+  }
+
+  /// Closes at once, dropping held writes: `connectionLost(reason)`.
+  public func abortConnection(reason: CloseReason) {
     guard closeReason == nil else { return }
     aborted = true
+    disconnecting = true
     dropWrites = true
     held = []
-    close(.aborted)
+    close(reason)
   }
 
   /// Holds received bytes until ``resumeProducing()``.
@@ -180,6 +211,17 @@ public final class StringTransport: Transport {
   /// The clock, as the protocol's scheduler.
   public var scheduler: any Scheduler { clock }
 
+  /// The limit last set with ``setRateLimit(_:)``.
+  public private(set) var rateLimit: RateLimit?
+  /// The groups joined with ``joinRateLimitGroup(_:)``, in order.
+  public private(set) var rateLimitGroups: [RateLimitGroup] = []
+
+  /// Records the limit in ``rateLimit`` (the in-memory transport does not throttle).
+  public func setRateLimit(_ limit: RateLimit?) { rateLimit = limit }
+
+  /// Records the group in ``rateLimitGroups``.
+  public func joinRateLimitGroup(_ group: RateLimitGroup) { rateLimitGroups.append(group) }
+
   /// Records `producer`; flow control pauses and resumes it.
   public func registerProducer(_ producer: any PushProducer) { self.producer = producer }
 
@@ -198,8 +240,11 @@ public final class StringTransport: Transport {
     callbackDepth += 1
     body()
     callbackDepth -= 1
-    if callbackDepth == 0, let reason = pendingClose {
+    guard callbackDepth == 0 else { return }
+    if let reason = pendingClose {
       pendingClose = nil
+      finishClose(reason)
+    } else if let reason = closingReason, held.isEmpty, closeReason == nil {
       finishClose(reason)
     }
   }
@@ -215,6 +260,7 @@ public final class StringTransport: Transport {
 
   private func finishClose(_ reason: CloseReason) {
     closeReason = reason
+    disconnecting = true
     factory?.counters.noteClosed()
     let proto = self.proto
     let producer = self.producer

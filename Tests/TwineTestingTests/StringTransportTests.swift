@@ -103,3 +103,28 @@ struct SocketAddressTests {
     #expect(SocketAddress(.ipv6(high: 0, low: 0, scopeID: 0), port: 1).host == "::")
   }
 }
+
+@Suite("StringTransport peer credentials")
+struct StringTransportCredentialTests {
+  /// Greets only peers running as uid 0.
+  final class RootOnly: Protocol {
+    override func connectionMade() {
+      transport.write(transport.peerCredentials?.uid == 0 ? "welcome" : "denied")
+      transport.loseConnection()
+    }
+  }
+
+  @Test("peerCredentials is nil by default, as over TCP, and what a test sets otherwise")
+  func credentials() {
+    let plain = StringTransport()
+    plain.connect(RootOnly())
+    #expect(plain.peerCredentials == nil)
+    #expect(plain.writtenString == "denied")
+
+    let root = StringTransport(peer: SocketAddress(.unix(path: ""), port: 0))
+    root.peerCredentials = PeerCredentials(pid: 42, uid: 0, gid: 0)
+    root.connect(RootOnly())
+    #expect(root.writtenString == "welcome")
+    #expect(root.peerCredentials?.description == "pid=42 uid=0 gid=0")
+  }
+}

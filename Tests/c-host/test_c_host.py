@@ -43,7 +43,7 @@ class Host:
         self.err = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen([path] + args, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err,
                                      env=env)
-        self.c_port = self.echo_port = None
+        self.c_port = self.echo_port = self.adopt_port = None
 
     # pread, not seek + read: the child writes through the same open file, at its offset.
     @staticmethod
@@ -64,6 +64,8 @@ class Host:
             e = re.search(r"^listening on 127\.0\.0\.1:(\d+)$", text, re.M)
             if c and e:
                 self.c_port, self.echo_port = int(c.group(1)), int(e.group(1))
+                a = re.search(r"^adopt on 127\.0\.0\.1:(\d+)$", text, re.M)
+                self.adopt_port = int(a.group(1)) if a else None
                 return True
             if self.proc.poll() is not None:
                 return False
@@ -206,6 +208,11 @@ def serve_and_stop(binary, asan):
               repr(middle_answer))
         check(f"{name}: Twine's log lines reach the host's C callback",
               "twine[debug]: connection made peer=127.0.0.1:" in host.stderr(), host.stderr()[-1000:])
+        with connect(host.adopt_port) as s:  # accepted by the host in C, handed over with twine_adopt_fd
+            s.sendall(b"adopted")
+            adopted = recv_exactly(s, 7)
+        check(f"{name}: a connection the host accepted and adopted into Twine is echoed", adopted == b"adopted",
+              repr(adopted))
         check(f"{name}: every connection's fd is closed once the clients are gone",
               wait_until(lambda: host.fd_count() == idle_fds, 10), f"{host.fd_count()} fds, {idle_fds} at idle")
 
@@ -214,8 +221,8 @@ def serve_and_stop(binary, asan):
         out = host.stdout()
         m = re.search(r"^twine-echo accepted=(\d+) live=(\d+) refused=(\d+) bytes_in=(\d+) bytes_out=(\d+)$", out, re.M)
         check(f"{name}: the echo's counters, read through the C API, add up",
-              m is not None and m.group(1) == "4" and m.group(2) == "0" and m.group(4) == m.group(5)
-              and int(m.group(4)) == stats["rounds"] * len(message), m.group(0) if m else out[-500:])
+              m is not None and m.group(1) == "5" and m.group(2) == "0" and m.group(4) == m.group(5)
+              and int(m.group(4)) == stats["rounds"] * len(message) + 7, m.group(0) if m else out[-500:])
         fds_balanced(name, host)
         beats = heartbeats(out)
         check(f"{name}: heartbeats are numbered without a hole", beats == list(range(1, len(beats) + 1)), str(beats))

@@ -34,6 +34,7 @@ extern "C" {
 #endif
 
 struct event_base;
+struct bufferevent;
 
 /** What a call returned: TWINE_OK (0), or why it failed (see twine_last_error()). */
 typedef enum twine_status {
@@ -142,6 +143,17 @@ int twine_listen(twine_reactor *reactor, twine_factory *factory, const char *int
     TWINE_EINVAL (bad handle or fd), TWINE_ESOCKET (not a connected stream socket).
     Reactor's thread only. */
 int twine_adopt_fd(twine_reactor *reactor, twine_factory *factory, int fd);
+
+/** Serves `bev`, a connected socket bufferevent the host made on the reactor's base,
+    with a protocol from `factory`. Every byte passes through the bufferevent (its rate
+    limits and filters keep working); bytes already in its input are delivered first,
+    bytes in its output go out first. On TWINE_OK the bufferevent is Twine's, even when
+    the factory refuses it: Twine replaces its callbacks and frees it when the connection
+    ends (the socket closes with it if it was made with BEV_OPT_CLOSE_ON_FREE); do not use
+    or free it any more. On any error nothing was done and it is still yours.
+    TWINE_EINVAL (bad handle, NULL, another base, no socket, not connected).
+    Reactor's thread only. */
+int twine_adopt_bufferevent(twine_reactor *reactor, twine_factory *factory, struct bufferevent *bev);
 
 /** Runs `fn(context)` on the reactor's thread, soon, in the order queued. The
     one reactor call that is safe from any thread (while the reactor is not

@@ -293,4 +293,32 @@ struct CAPITests {
     #expect(host.run { twine_factory_counters(factory, &counters) == 0 && counters.bytes_out == 3 })
     #expect(RawSockets.receive(fd, count: 3) == Array(">HI".utf8))
   }
+
+  @Test("twine_adopt_bufferevent serves the host's bufferevent; NULL and another base's are TWINE_EINVAL")
+  func adoptBufferevent() throws {
+    let host = HostLoop(tickEvery: 0.01)
+    let other = HostLoop(tickEvery: 1)
+    var reactor: OpaquePointer?
+    var echo: OpaquePointer?
+    try #require(twine_reactor_new(host.base, &reactor) == Self.code(TWINE_OK))
+    try #require(twine_factory_new("echo", nil, &echo) == Self.code(TWINE_OK))
+    defer {
+      _ = twine_reactor_destroy(reactor)
+      _ = twine_factory_free(echo)
+    }
+    #expect(twine_adopt_bufferevent(reactor, echo, nil) == Self.code(TWINE_EINVAL))
+    #expect(Self.lastError == "twine_adopt_bufferevent: bufferevent is NULL")
+    let (client, server) = try #require(RawSockets.connectedPair())
+    defer { close(client) }
+    let foreign = try #require(bufferevent_socket_new(other.base, server, 0))
+    #expect(twine_adopt_bufferevent(reactor, echo, foreign) == Self.code(TWINE_EINVAL))
+    #expect(Self.lastError == "twine_adopt_bufferevent: cannot adopt the bufferevent: it belongs to another event_base")
+    bufferevent_free(foreign)  // without BEV_OPT_CLOSE_ON_FREE: the socket stays open
+    let bev = try #require(bufferevent_socket_new(host.base, server, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)))
+    #expect(twine_adopt_bufferevent(reactor, echo, bev) == Self.code(TWINE_OK))
+    #expect(RawSockets.sendAll(client, Array("buffered".utf8)))
+    var counters = twine_counters()
+    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 8 })
+    #expect(RawSockets.receive(client, count: 8) == Array("buffered".utf8))
+  }
 }

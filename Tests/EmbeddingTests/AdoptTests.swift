@@ -1,3 +1,4 @@
+import CLibevent
 import Glibc
 import Synchronization
 import Testing
@@ -129,5 +130,64 @@ struct AdoptTests {
     reactor.shutdown()
     #expect(throws: TwineError.self) { try reactor.adoptStreamSocket(server, factory: Factory(Echo.self)) }
     #expect(RawSockets.identity(server) == identity)
+  }
+
+  @Test("an adopted bufferevent: its input is delivered, its queued output goes first, Twine frees it and its socket")
+  func adoptedBufferevent() throws {
+    let host = HostLoop(tickEvery: 0.01)
+    let (client, server) = try #require(RawSockets.connectedPair())
+    defer { close(client) }
+    let identity = try #require(RawSockets.identity(server))
+    evutil_make_socket_nonblocking(server)
+    let bev = try #require(bufferevent_socket_new(host.base, server, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)))
+    // The host has read some of the stream already, and queued a reply of its own.
+    bufferevent_enable(bev, Int16(EV_READ))
+    #expect(RawSockets.sendAll(client, Array("early ".utf8)))
+    #expect(host.run { evbuffer_get_length(bufferevent_get_input(bev)) == 6 })
+    bufferevent_disable(bev, Int16(EV_READ | EV_WRITE))
+    let greeting = Array("hello from C\n".utf8)
+    bufferevent_write(bev, greeting, greeting.count)
+    let reactor = try Reactor(borrowing: host.base)
+    let factory = Factory(Echo.self)
+    let transport = try #require(try reactor.adoptBufferevent(bev, factory: factory))
+    #expect(transport.peer.port > 0)
+    #expect(RawSockets.sendAll(client, Array("late".utf8)))
+    #expect(host.run { factory.counters.bytesOut == 10 })
+    let expected = greeting + Array("early late".utf8)
+    #expect(RawSockets.receive(client, count: expected.count) == expected)
+    shutdown(client, Int32(SHUT_WR))
+    #expect(host.run { factory.counters.live == 0 })
+    #expect(RawSockets.identity(server) != identity, "freeing the bufferevent closed its socket")
+    #expect(factory.counters.accepted == 1 && factory.counters.bytesIn == 10)
+    reactor.shutdown()
+    event_base_loop(host.base, EVLOOP_NONBLOCK)  // libevent's finalizers of freed bufferevents
+    #expect(host.eventCount == 1)
+  }
+
+  @Test("a bufferevent on another base, without a socket or not connected is refused; it stays the caller's")
+  func bufferEventNotAdoptable() throws {
+    let host = HostLoop(tickEvery: 1)
+    let other = HostLoop(tickEvery: 1)
+    let reactor = try Reactor(borrowing: host.base)
+    let factory = Factory(Echo.self)
+    let (client, server) = try #require(RawSockets.connectedPair())
+    defer { close(client) }
+    let unconnected = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let cases: [(OpaquePointer?, String)] = [
+      (bufferevent_socket_new(other.base, server, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)), "another event_base"),
+      (bufferevent_socket_new(host.base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)), "has no socket"),
+      (bufferevent_socket_new(host.base, unconnected, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)), "not connected"),
+    ]
+    for (bev, why) in cases {
+      let bev = try #require(bev)
+      #expect {
+        try reactor.adoptBufferevent(bev, factory: factory)
+      } throws: { error in
+        guard case TwineError.cannotAdoptBufferevent(let text) = error else { return false }
+        return text.contains(why)
+      }
+      bufferevent_free(bev)  // still ours: freeing it here must be the only free (ASan checks)
+    }
+    #expect(reactor.connections.isEmpty && factory.counters.accepted == 0)
   }
 }

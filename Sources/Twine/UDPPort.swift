@@ -1,0 +1,235 @@
+import CLibevent
+import Glibc
+
+/// A UDP socket bound to a port (Twisted's `udp.Port`): the ``DatagramTransport`` its
+/// ``DatagramProtocol`` sends through. Owns the socket and one persistent `EV_READ`
+/// event; made by ``Reactor/listenUDP(_:protocol:interface:maxDatagramSize:)``.
+///
+/// Receiving: each readable event reads up to ``datagramsPerCallback`` datagrams with
+/// `recvfrom(MSG_TRUNC)` into the reactor's shared read buffer, so the real size of a
+/// datagram is known even when it did not fit: one that fits is lent to
+/// `datagramReceived` as a borrowed `RawSpan` (no copy, no allocation), a bigger one is
+/// reported to `datagramTruncated` and dropped. ICMP errors (`ECONNREFUSED`) and a full
+/// buffer (`ENOBUFS`) never close the port.
+public final class UDPPort: DatagramTransport {
+  /// Unowned(unsafe): the reactor closes this port in its shutdown, before it goes, and
+  /// nothing reads `reactor` once the socket is closed.
+  private unowned(unsafe) let reactor: Reactor
+  private var readEvent: OpaquePointer?
+  private var fd: Int32
+  /// The protocol, until the port closes (that breaks the protocol ↔ transport cycle).
+  private var proto: DatagramProtocol?
+  /// The address family of the socket (`AF_INET` or `AF_INET6`).
+  private let family: Int32
+  /// The largest datagram delivered whole.
+  public let maxDatagramSize: Int
+  /// The bound address, kept for after the port closes.
+  private var boundAddress: SocketAddress
+  /// The address given to ``connect(to:)``, or nil.
+  public private(set) var connectedAddress: SocketAddress?
+
+  /// Datagrams one readable event may read before yielding to other sockets.
+  static let datagramsPerCallback = 32
+
+  init(
+    reactor: Reactor, port: Int, interface: String, maxDatagramSize: Int, proto: DatagramProtocol
+  ) throws(TwineError) {
+    precondition(
+      (1...min(65535, reactor.readBuffer.count)).contains(maxDatagramSize),
+      "maxDatagramSize must be between 1 and 65535")
+    guard var address = NumericAddress(host: interface, port: port) else {
+      throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
+    }
+    self.reactor = reactor
+    self.maxDatagramSize = maxDatagramSize
+    self.family = address.family
+    let fd = socket(family, Int32(SOCK_DGRAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw .cannotListen(interface: interface, port: port, cause: .current()) }
+    if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
+      let cause = SocketError.current()
+      close(fd)
+      throw .cannotListen(interface: interface, port: port, cause: cause)
+    }
+    self.fd = fd
+    self.proto = proto
+    boundAddress = SocketAddress.of(fd: fd, peer: false) ?? SocketAddress(.ipv4(0), port: port)
+    let context = Unmanaged.passUnretained(self).toOpaque()
+    guard
+      let event = event_new(
+        reactor.base, fd, Int16(EV_READ | EV_PERSIST),
+        { _, _, context in Unmanaged<UDPPort>.fromOpaque(context!).takeUnretainedValue().readable() }, context)
+    else {
+      close(fd)
+      self.fd = -1
+      throw .libevent("event_new")
+    }
+    readEvent = event
+    reactor.udpPorts[ObjectIdentifier(self)] = self
+    proto.makeConnection(self)
+    // The protocol may have closed the port in startProtocol.
+    if let readEvent { event_add(readEvent, nil) }
+  }
+
+  deinit { assert(readEvent == nil, "UDPPort freed while listening") }
+
+  /// True until ``stopListening()``.
+  public var isListening: Bool { readEvent != nil }
+
+  /// The local address; its port is the real one when 0 was asked for.
+  public var host: SocketAddress {
+    guard fd >= 0, let current = SocketAddress.of(fd: fd, peer: false) else { return boundAddress }
+    return current
+  }
+
+  /// Closes the socket, then calls `stopProtocol`. Safe inside the protocol's callbacks. Idempotent.
+  public func stopListening() {
+    guard let readEvent else { return }
+    withExtendedLifetime(self) {
+      event_free(readEvent)
+      self.readEvent = nil
+      boundAddress = host
+      close(fd)
+      fd = -1
+      reactor.udpPorts[ObjectIdentifier(self)] = nil
+      let proto = self.proto
+      self.proto = nil
+      proto?.portClosed()
+    }
+  }
+
+  // MARK: Receiving
+
+  /// The socket is readable: read up to ``datagramsPerCallback`` datagrams and hand each up.
+  private func readable() {
+    withExtendedLifetime(self) {
+      let buffer = reactor.readBuffer
+      var storage = sockaddr_storage()
+      for _ in 0..<Self.datagramsPerCallback {
+        guard readEvent != nil, let proto else { return }
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let got = withUnsafeMutablePointer(to: &storage) {
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            recvfrom(fd, buffer.baseAddress, maxDatagramSize, Int32(MSG_TRUNC), $0, &length)
+          }
+        }
+        if got < 0 {
+          let code = twine_socket_error()
+          switch code {
+          case EINTR: continue
+          case EAGAIN, EWOULDBLOCK: return
+          case ECONNREFUSED:
+            proto.connectionRefused()  // a connected peer's port is unreachable (ICMP); keep going
+            continue
+          default:
+            // Other pending socket errors (ICMP-reported, ENOBUFS, ENOMEM) are consumed by
+            // this read; the port stays open.
+            reactor.logger.warning(
+              "UDP receive failed", metadata: ["port": "\(boundAddress)", "error": "\(SocketError.from(code: code))"])
+            return
+          }
+        }
+        let sender = withUnsafePointer(to: &storage) {
+          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress($0, length: Int(length)) }
+        }
+        guard let sender else { continue }  // no address of a family we know: nobody to tell
+        if got > maxDatagramSize {
+          proto.datagramTruncated(from: sender, size: got)
+        } else {
+          proto.datagramReceived(UnsafeRawBufferPointer(rebasing: buffer[..<got]).bytes, from: sender)
+        }
+      }
+    }
+  }
+
+  // MARK: Sending
+
+  /// Sends `data` as one datagram with `sendto`; throws the kernel's error (the port stays open).
+  public func write(_ data: RawSpan, to address: SocketAddress) throws(SocketError) {
+    guard fd >= 0 else { throw SocketError.from(code: EBADF) }
+    if let connectedAddress, connectedAddress != address { throw SocketError.from(code: EISCONN) }
+    guard var destination = NumericAddress(address), destination.family != AF_UNIX else {
+      throw SocketError(code: EAFNOSUPPORT, message: "not an IP address and port: \(address)")
+    }
+    let sent = data.withUnsafeBytes { bytes in
+      destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
+    }
+    if sent < 0 { throw SocketError.current() }
+  }
+
+  /// Sends `data` as one datagram to the connected address; `EDESTADDRREQ` when not connected.
+  public func write(_ data: RawSpan) throws(SocketError) {
+    guard fd >= 0 else { throw SocketError.from(code: EBADF) }
+    let sent = data.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    if sent < 0 { throw SocketError.current() }
+  }
+
+  /// `connect(2)`s the socket to `address`: the kernel then drops datagrams from anyone else.
+  public func connect(to address: SocketAddress) throws(SocketError) {
+    guard fd >= 0 else { throw SocketError.from(code: EBADF) }
+    guard var destination = NumericAddress(address), destination.family != AF_UNIX else {
+      throw SocketError(code: EAFNOSUPPORT, message: "not an IP address and port: \(address)")
+    }
+    if destination.withSockaddr({ Glibc.connect(fd, $0, $1) }) != 0 { throw SocketError.current() }
+    connectedAddress = address
+  }
+
+  // MARK: Multicast
+
+  /// `IP_ADD_MEMBERSHIP` / `IPV6_JOIN_GROUP`; the group must be of the port's family.
+  public func joinGroup(_ group: String, interface: String) throws(SocketError) {
+    try changeMembership(group, interface: interface, join: true)
+  }
+
+  /// `IP_DROP_MEMBERSHIP` / `IPV6_LEAVE_GROUP`; `EADDRNOTAVAIL` for a group not joined.
+  public func leaveGroup(_ group: String, interface: String) throws(SocketError) {
+    try changeMembership(group, interface: interface, join: false)
+  }
+
+  /// `IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP`.
+  public func setLoopbackMode(_ enabled: Bool) throws(SocketError) {
+    if family == AF_INET6 {
+      try setOption(Int32(IPPROTO_IPV6), IPV6_MULTICAST_LOOP, Int32(enabled ? 1 : 0))
+    } else {
+      try setOption(Int32(IPPROTO_IP), IP_MULTICAST_LOOP, Int32(enabled ? 1 : 0))
+    }
+  }
+
+  private func changeMembership(_ group: String, interface: String, join: Bool) throws(SocketError) {
+    guard let groupAddress = SocketAddress(numericHost: group, port: 0) else {
+      throw SocketError(code: EINVAL, message: "not a numeric multicast address: \(group)")
+    }
+    switch (groupAddress.kind, family) {
+    case (.ipv4(let value), AF_INET):
+      var request = ip_mreq()
+      request.imr_multiaddr.s_addr = value.bigEndian
+      if !interface.isEmpty {
+        guard case .ipv4(let local)? = SocketAddress(numericHost: interface, port: 0)?.kind else {
+          throw SocketError(code: EINVAL, message: "not a numeric IPv4 interface address: \(interface)")
+        }
+        request.imr_interface.s_addr = local.bigEndian
+      }
+      try setOption(Int32(IPPROTO_IP), join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP, request)
+    case (.ipv6, AF_INET6):
+      var request = ipv6_mreq()
+      guard var numeric = NumericAddress(groupAddress) else { throw SocketError.from(code: EINVAL) }
+      numeric.withSockaddr { sa, _ in
+        request.ipv6mr_multiaddr = UnsafeRawPointer(sa).loadUnaligned(as: sockaddr_in6.self).sin6_addr
+      }
+      if !interface.isEmpty {
+        let index = UInt32(interface) ?? if_nametoindex(interface)
+        guard index != 0 else { throw SocketError(code: ENODEV, message: "no such network interface: \(interface)") }
+        request.ipv6mr_interface = index
+      }
+      try setOption(Int32(IPPROTO_IPV6), join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, request)
+    default:
+      let socketKind = family == AF_INET6 ? "IPv6" : "IPv4"
+      throw SocketError(code: EAFNOSUPPORT, message: "group \(group) is not of this \(socketKind) port's family")
+    }
+  }
+
+  private func setOption<Value>(_ level: Int32, _ name: Int32, _ value: Value) throws(SocketError) {
+    guard fd >= 0 else { throw SocketError.from(code: EBADF) }
+    let rc = withUnsafeBytes(of: value) { setsockopt(fd, level, name, $0.baseAddress, socklen_t($0.count)) }
+    if rc != 0 { throw SocketError.current() }
+  }
+}

@@ -1,0 +1,116 @@
+import Glibc
+import Testing
+import TutorialServers
+
+@testable import Twine
+
+/// An echo that moves its connection to buffered mode (through a rate limit) at a chosen point.
+final class LimitedEcho: Protocol {
+  nonisolated(unsafe) static var limit: RateLimit? = RateLimit(readBytesPerSecond: 1 << 30)
+  nonisolated(unsafe) static var group: RateLimitGroup?
+  nonisolated(unsafe) static var switchAfterFirstRead = false
+  nonisolated(unsafe) static var pauseEachRead: Reactor?
+  private var reads = 0
+
+  override func connectionMade() {
+    if !Self.switchAfterFirstRead { throttle() }
+  }
+
+  private func throttle() {
+    if let limit = Self.limit { transport.setRateLimit(limit) }
+    if let group = Self.group { transport.joinRateLimitGroup(group) }
+  }
+
+  override func dataReceived(_ data: RawSpan) {
+    transport.write(data)
+    reads += 1
+    if reads == 1 && Self.switchAfterFirstRead { throttle() }
+    if let reactor = Self.pauseEachRead {
+      transport.pauseProducing()
+      reactor.callLater(0.001) { [weak self] in self?.transport.resumeProducing() }
+    }
+  }
+}
+
+@Suite("Buffered mode and rate limits", .serialized)
+struct BufferedModeTests {
+  init() {
+    LimitedEcho.limit = RateLimit(readBytesPerSecond: 1 << 30)
+    LimitedEcho.group = nil
+    LimitedEcho.switchAfterFirstRead = false
+    LimitedEcho.pauseEachRead = nil
+  }
+
+  /// Echoes `size` bytes through a LimitedEcho server; returns the client and the seconds it took.
+  func echo(_ size: Int, clients count: Int = 1) throws -> (received: [[UInt8]], seconds: Double, server: Factory) {
+    let reactor = try Reactor()
+    let server = Factory(LimitedEcho.self)
+    let port = try listen(reactor, server)
+    let message = pattern(size, seed: 9)
+    let clients = ClientMaker()
+    var done = 0
+    clients.configure = { client in
+      client.message = message
+      client.expecting = message.count
+      client.done = { _ in
+        done += 1
+        if done == count { reactor.stop() }
+      }
+    }
+    let start = reactor.now
+    for _ in 0..<count { reactor.connectTCP("127.0.0.1", port, factory: clients) }
+    run(reactor, timeout: 60)
+    #expect(server.counters.live == 0)
+    for client in clients.clients { #expect(client.received == message) }
+    return (clients.clients.map(\.received), reactor.now - start, server)
+  }
+
+  @Test("a connection reading through its bufferevent echoes 4 MiB intact")
+  func bufferedEchoIsIntact() throws {
+    let result = try echo(4 << 20)
+    #expect(result.received.count == 1)
+    #expect(result.server.counters.bytesIn == 4 << 20)
+  }
+
+  @Test("switching to buffered mode after the first read loses and repeats no byte")
+  func switchMidStream() throws {
+    LimitedEcho.switchAfterFirstRead = true
+    _ = try echo(4 << 20)
+  }
+
+  @Test("pausing after every read in buffered mode still delivers every byte, in order")
+  func pauseInBufferedMode() throws {
+    let reactor = try Reactor()
+    LimitedEcho.pauseEachRead = reactor
+    let server = Factory(LimitedEcho.self)
+    let port = try listen(reactor, server)
+    let message = pattern(1 << 20, seed: 4)
+    let clients = ClientMaker()
+    clients.configure = { client in
+      client.message = message
+      client.expecting = message.count
+      client.done = { _ in reactor.stop() }
+    }
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    run(reactor, timeout: 60)
+    #expect(clients.clients.first?.received == message)
+  }
+
+  @Test("a read rate limit slows the transfer down (never faster than the limit allows)")
+  func readLimitSlowsDown() throws {
+    // 256 KiB at 512 KiB/s with a 64 KiB burst: at least ~0.37 s; a lower bound only, so no flake.
+    LimitedEcho.limit = RateLimit(readBytesPerSecond: 512 << 10, burst: 64 << 10)
+    let result = try echo(256 << 10)
+    #expect(result.seconds > 0.3)
+  }
+
+  @Test("connections in one rate-limit group share its rate")
+  func groupSharesRate() throws {
+    // Three clients × 128 KiB through one 512 KiB/s group: at least ~0.6 s together.
+    LimitedEcho.limit = nil
+    LimitedEcho.group = RateLimitGroup(RateLimit(readBytesPerSecond: 512 << 10, burst: 64 << 10))
+    let result = try echo(128 << 10, clients: 3)
+    #expect(result.received.count == 3)
+    #expect(result.seconds > 0.5)
+  }
+}

@@ -166,4 +166,33 @@ struct BorrowedBaseTests {
     #expect(clients.failed == [.reactorShutdown])
     #expect(host.run(timeout: 10) { host.eventCount == 1 }, "the DNS base was freed from the host's loop")
   }
+
+  @Test("a rate-limit group of a reactor that goes is freed from the host's loop, after its bufferevents left it")
+  func rateLimitGroupWhenReactorGoes() throws {
+    final class GroupedEcho: Protocol {
+      nonisolated(unsafe) static var group: RateLimitGroup?
+      override func connectionMade() { if let group = Self.group { transport.joinRateLimitGroup(group) } }
+      override func dataReceived(_ data: RawSpan) { transport.write(data) }
+    }
+    GroupedEcho.group = RateLimitGroup(RateLimit(readBytesPerSecond: 1 << 20))
+    defer { GroupedEcho.group = nil }
+    let host = HostLoop(tickEvery: 0.01)
+    let server = Factory(GroupedEcho.self)
+    let clients = ClientMaker()
+    do {
+      let reactor = try Reactor(borrowing: host.base)
+      let port = try listen(reactor, server)
+      clients.configure = { client in
+        client.message = pattern(1000)
+        client.expecting = .max  // stays open: the reactor's going closes it
+      }
+      reactor.connectTCP("127.0.0.1", port, factory: clients)
+      #expect(host.run { clients.clients.first?.received.count == 1000 })
+      #expect(host.eventCount > 1)
+    }  // shutdown frees the member bufferevents; libevent finalizes them on the host's loop
+    #expect(clients.clients.first?.lostReason == .reactorShutdown)
+    #expect(host.run(timeout: 10) { host.eventCount == 1 }, "the group's refill timer went with the group")
+    let ticks = host.ticks.count
+    #expect(host.run { host.ticks.count >= ticks + 3 })
+  }
 }

@@ -34,6 +34,9 @@ public func twineReactorNew(_ base: OpaquePointer?, _ out: UnsafeMutablePointer<
 public func twineReactorDestroy(_ reactor: OpaquePointer?) -> Int32 {
   guard let reactor else { return ok }
   return withReactor(reactor, "twine_reactor_destroy") { handle in
+    guard !handle.sink.emitting else {
+      return fail(.invalid, "twine_reactor_destroy: called from inside the reactor's log callback")
+    }
     _ = ReactorHandle.table.remove(reactor)
     handle.reactor.shutdown()
     return ok
@@ -59,14 +62,13 @@ public func twineCallFromThread(
 ) -> Int32 {
   guard let reactor else { return fail(.invalid, "twine_call_from_thread: reactor is NULL") }
   guard let fn else { return fail(.invalid, "twine_call_from_thread: fn is NULL") }
-  guard let handle = ReactorHandle.table.get(reactor) else {
-    return fail(.shutDown, "twine_call_from_thread: the reactor is destroyed (or was never made)")
-  }
   let call = ThreadCall(fn: fn, context: context)
-  guard handle.crossThread.callFromThread({ call.fn(call.context) }) else {
-    return fail(.shutDown, "twine_call_from_thread: the reactor is shutting down")
+  // Under the table's lock: a destroy on the reactor's thread waits, and the reactor is never released here.
+  switch ReactorHandle.table.withLive(reactor, { $0.crossThread.callFromThread { call.fn(call.context) } }) {
+  case nil: return fail(.shutDown, "twine_call_from_thread: the reactor is destroyed (or was never made)")
+  case false: return fail(.shutDown, "twine_call_from_thread: the reactor is shutting down")
+  case true: return ok
   }
-  return ok
 }
 
 /// A C function and its context, handed to the reactor's thread (the host vouches for the context).

@@ -31,4 +31,15 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
       live.remove(UInt(bitPattern: raw)) != nil ? Unmanaged<Object>.fromOpaque(raw).takeRetainedValue() : nil
     }
   }
+
+  /// Runs `body` with the object behind `pointer` while holding the table's lock, so a
+  /// concurrent remove waits and the last release never happens on this thread; nil if not live.
+  func withLive<Result>(_ pointer: OpaquePointer?, _ body: (Object) -> Result) -> Result? {
+    guard let pointer else { return nil }
+    let raw = UnsafeMutableRawPointer(pointer)
+    return live.withLock { live -> Result? in
+      guard live.contains(UInt(bitPattern: raw)) else { return nil }
+      return body(Unmanaged<Object>.fromOpaque(raw).takeUnretainedValue())
+    }
+  }
 }

@@ -13,6 +13,8 @@ final class LogSink: @unchecked Sendable {
 
   var target = Target.standardError
   var minLevel = Logger.Level.warning
+  /// True while the host's callback runs (it must not destroy the reactor from there).
+  private(set) var emitting = false
 
   /// Delivers one formatted line.
   func emit(_ level: Logger.Level, _ line: String) {
@@ -21,6 +23,8 @@ final class LogSink: @unchecked Sendable {
       var text = "twine: \(level): \(line)\n"
       text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
     case .callback(let callback, let context):
+      emitting = true
+      defer { emitting = false }
       line.withCString { callback(level.cLevel, $0, context) }
     case .discard:
       break

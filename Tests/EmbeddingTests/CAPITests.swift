@@ -321,4 +321,68 @@ struct CAPITests {
     #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 8 })
     #expect(RawSockets.receive(client, count: 8) == Array("buffered".utf8))
   }
+
+  /// What the callbacks of the two destroy tests below see.
+  final class DestroyProbe: @unchecked Sendable {
+    var reactor: OpaquePointer?
+    var statuses: [Int32] = []
+    var messages: [String] = []
+  }
+
+  @Test("a twine_call_from_thread function may destroy the reactor; the host's loop goes on")
+  func destroyFromThreadCall() throws {
+    let host = HostLoop(tickEvery: 0.01)
+    let probe = DestroyProbe()
+    try #require(twine_reactor_new(host.base, &probe.reactor) == Self.code(TWINE_OK))
+    var echo: OpaquePointer?
+    try #require(twine_factory_new("echo", nil, &echo) == Self.code(TWINE_OK))
+    defer { _ = twine_factory_free(echo) }
+    try #require(twine_listen(probe.reactor, echo, "127.0.0.1", 0, nil) == Self.code(TWINE_OK))
+    let context = Unmanaged.passUnretained(probe).toOpaque()
+    #expect(
+      twine_call_from_thread(
+        probe.reactor,
+        { context in
+          let probe = Unmanaged<DestroyProbe>.fromOpaque(context!).takeUnretainedValue()
+          probe.statuses.append(twine_reactor_destroy(probe.reactor))
+        }, context) == Self.code(TWINE_OK))
+    #expect(host.run { probe.statuses == [Self.code(TWINE_OK)] })
+    #expect(host.eventCount == 1)
+    #expect(twine_call_from_thread(probe.reactor, { _ in }, nil) == Self.code(TWINE_ESHUTDOWN))
+    let ticks = host.ticks.count
+    #expect(host.run { host.ticks.count >= ticks + 3 })
+  }
+
+  @Test("destroying the reactor from inside its log callback is refused with TWINE_EINVAL")
+  func destroyFromLogCallback() throws {
+    let host = HostLoop(tickEvery: 0.01)
+    let probe = DestroyProbe()
+    try #require(twine_reactor_new(host.base, &probe.reactor) == Self.code(TWINE_OK))
+    var echo: OpaquePointer?
+    try #require(twine_factory_new("echo", nil, &echo) == Self.code(TWINE_OK))
+    defer {
+      _ = twine_reactor_destroy(probe.reactor)
+      _ = twine_factory_free(echo)
+    }
+    let context = Unmanaged.passUnretained(probe).toOpaque()
+    #expect(
+      twine_set_log_callback(
+        probe.reactor,
+        { _, _, context in
+          let probe = Unmanaged<DestroyProbe>.fromOpaque(context!).takeUnretainedValue()
+          probe.statuses.append(twine_reactor_destroy(probe.reactor))
+          probe.messages.append(String(cString: twine_last_error()))
+        }, context, Int32(TWINE_LOG_DEBUG.rawValue)) == Self.code(TWINE_OK))
+    var port: Int32 = 0
+    try #require(twine_listen(probe.reactor, echo, "127.0.0.1", 0, &port) == Self.code(TWINE_OK))
+    let fd = try #require(RawSockets.connect(port: Int(port)))
+    defer { close(fd) }
+    #expect(host.run { !probe.statuses.isEmpty })
+    #expect(probe.statuses.allSatisfy { $0 == Self.code(TWINE_EINVAL) })
+    #expect(probe.messages.first == "twine_reactor_destroy: called from inside the reactor's log callback")
+    #expect(RawSockets.sendAll(fd, Array("still here".utf8)))
+    var counters = twine_counters()
+    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 10 })
+    #expect(RawSockets.receive(fd, count: 10) == Array("still here".utf8), "the reactor still serves")
+  }
 }

@@ -106,7 +106,8 @@ int twine_reactor_new(struct event_base *base, twine_reactor **out);
     connection Twine serves (their protocols hear connectionLost), cancels its
     timers and removes every event it added to the base. The base, its loop and
     the host's events are untouched. NULL is a no-op (TWINE_OK). Reactor's thread
-    only (TWINE_EWRONGTHREAD, and nothing done, from another). */
+    only (TWINE_EWRONGTHREAD, and nothing done, from another); allowed from a
+    twine_call_from_thread function, not from the log callback (TWINE_EINVAL). */
 int twine_reactor_destroy(twine_reactor *reactor);
 
 /** Sends the reactor's log lines at `min_level` and above to `callback` (with

@@ -80,11 +80,11 @@ public final class Reactor: Scheduler {
     var groups: [AnyObject] = rateLimitGroups.values.map(\.shared)
     rateLimitGroups = [:]
     if ownsBase {
-      // Cancelled lookups finish through libevent's deferred callbacks: let them run
-      // before the DNS bases go, so no callback or context is left behind.
-      if resolvers.contains(where: \.awaitingCancelledCallbacks) || !groups.isEmpty {
-        event_base_loop(base, EVLOOP_NONBLOCK)
-      }
+      // One more pass of the loop before the frees: cancelled lookups finish through
+      // libevent's deferred callbacks, freed bufferevents leave their rate-limit groups and
+      // close their sockets in finalizers, all run from the loop (a group freed before its
+      // members aborts; a deferred callback event_base_free cancels leaves its socket open).
+      event_base_loop(base, EVLOOP_NONBLOCK)
       resolvers = []  // the DNS bases and rate-limit groups go before the event base
       groups = []
       event_base_free(base)
@@ -110,7 +110,9 @@ public final class Reactor: Scheduler {
       dispatching = false
     }
     stopRequested = false
+    let shutInside = isShutDown  // shutdown() from a callback could not run the loop then
     shutdown()
+    if shutInside && ownsBase { event_base_loop(base, EVLOOP_NONBLOCK) }
   }
 
   /// Runs one pass of the loop: waits for events (unless `blocking` is false), handles them, returns.
@@ -176,6 +178,10 @@ public final class Reactor: Scheduler {
     for event in signalEvents { event_free(event) }
     signalEvents = []
     threadCaller.close()
+    // A freed bufferevent closes its socket in a libevent finalizer, which runs from the
+    // loop: run it now, so peers see the close even if this reactor object lives on.
+    // Never a host's loop: there the finalizers run on its next pass (or in event_base_free).
+    if !dispatching && ownsBase { event_base_loop(base, EVLOOP_NONBLOCK) }
   }
 
   /// The libevent group for `group` on this reactor, made on first use.
@@ -194,7 +200,7 @@ public final class Reactor: Scheduler {
     guard !isShutDown else { throw .reactorShutDown }
     let made = try Resolver(base: base, nameserver: nameserver)
     if let resolver { retiredResolvers.append(resolver) }
-    resolver?.cancelAll()
+    resolver?.cancelAll(.lookupFailed("the resolver was replaced (useNameserver)"))
     resolver = made
   }
 

@@ -52,13 +52,13 @@ final class Resolver {
     return lookup
   }
 
-  /// Cancels every lookup in flight; each completes with `.reactorShutdown`. Their
+  /// Cancels every lookup in flight; each completes with `reason`. Their
   /// libevent callbacks come later, through the loop (see ``awaitingCancelledCallbacks``).
-  func cancelAll() {
+  func cancelAll(_ reason: CloseReason = .reactorShutdown) {
     for lookup in Array(inFlight.values) {
       let completion = lookup.takeCompletion()
       lookup.cancel()
-      completion?(.failure(.reactorShutdown))
+      completion?(.failure(reason))
     }
   }
 

@@ -502,6 +502,10 @@ final class TCPConnection: Transport {
       if let bev {
         // In buffered mode the bytes may need libevent's processing (TLS): no raw flush.
         if reason == .reactorShutdown && !buffered { flushOnce(bev) }
+        // bufferevent_free only drops a reference: libevent may still use the bufferevent
+        // (and read its rate-limit configuration) after our callback returns. Detach the
+        // configuration first, so it can be freed below.
+        if rateLimitConfig != nil { bufferevent_set_rate_limit(bev, nil) }
         bufferevent_free(bev)  // clears the callbacks first, closes the socket
         self.bev = nil
       } else {
@@ -536,6 +540,9 @@ final class TCPConnection: Transport {
   /// Best effort on shutdown: hand the kernel what is queued, without waiting.
   private func flushOnce(_ bev: OpaquePointer) {
     let output = bufferevent_get_output(bev)!
+    // A socket bufferevent freezes the front of its output to everyone else: thaw it to write.
+    evbuffer_unfreeze(output, 1)
+    defer { evbuffer_freeze(output, 1) }
     while evbuffer_get_length(output) > 0 {
       guard evbuffer_write(output, fd) > 0 else { return }
     }

@@ -59,7 +59,7 @@ public final class TCPConnector: Connector {
         self.lookup = nil
         switch result {
         case .success(let address): self.start(address)
-        case .failure(let reason): self.connectionFailed(reason)
+        case .failure(let reason): self.failLater(reason)  // evdns may fail inside resolve()
         }
       }
     } catch {

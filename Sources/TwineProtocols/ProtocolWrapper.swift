@@ -62,6 +62,8 @@ open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
   public var peer: SocketAddress { transport.peer }
   /// The transport's local address.
   public var host: SocketAddress { transport.host }
+  /// The transport's peer credentials (UNIX-domain sockets).
+  public var peerCredentials: PeerCredentials? { transport.peerCredentials }
   /// The transport's closing state.
   public var disconnecting: Bool { transport.disconnecting }
   /// The transport's queued byte count.

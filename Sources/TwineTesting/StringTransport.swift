@@ -109,17 +109,25 @@ public final class StringTransport: Transport {
   public func receive(_ text: String) { receive(Array(text.utf8)) }
 
   /// The peer shuts its write side: a ``HalfCloseable`` protocol hears
-  /// `readConnectionLost`; any other protocol's connection closes (`.closedByPeer`).
+  /// `readConnectionLost`; any other protocol's connection closes (`.closedByPeer`)
+  /// once held writes are flushed.
   public func peerHalfClosed() {
     guard let proto, closeReason == nil, !readClosed else { return }
     readClosed = true
     if writeClosed {
-      close(.closedByUs)
-    } else if let halfCloseable = proto as? any HalfCloseable {
+      closeWhenFlushed(.closedByUs)
+    } else if !disconnecting, let halfCloseable = proto as? any HalfCloseable {
       inCallback { halfCloseable.readConnectionLost() }
     } else {
-      close(.closedByPeer)
+      closeWhenFlushed(closingReason ?? .closedByPeer)
     }
+  }
+
+  /// Closes for `reason` now if nothing is held, else once ``flushWrites(_:)`` empties the queue.
+  private func closeWhenFlushed(_ reason: CloseReason) {
+    disconnecting = true
+    closingReason = reason
+    if held.isEmpty { close(reason) }
   }
 
   /// The peer closes (or resets, per `reason`): `connectionLost(reason)` follows.
@@ -131,7 +139,7 @@ public final class StringTransport: Transport {
   public func write(_ data: RawSpan) {
     guard closeReason == nil, !dropWrites else { return }
     factory?.counters.noteBytesOut(data.byteCount)
-    guard holdWrites else {
+    guard holdWrites || !held.isEmpty else {  // bytes still held go first
       data.withUnsafeBytes { written.append(contentsOf: $0) }
       return
     }
@@ -152,14 +160,17 @@ public final class StringTransport: Transport {
     let moved = min(count, held.count)
     written.append(contentsOf: held[..<moved])
     held.removeFirst(moved)
-    if writePaused && held.count <= writeBufferLimits.lowWater && closeReason == nil {
-      writePaused = false
-      if let producer {
-        producer.resumeProducing()
-      } else if !producerPaused {
-        let bytes = heldWhilePaused
-        heldWhilePaused = []
-        if !bytes.isEmpty { receive(bytes) }
+    // As on TCP, this runs as a callback of the connection: a close inside waits for its end.
+    inCallback {
+      if writePaused && held.count <= writeBufferLimits.lowWater && closeReason == nil {
+        writePaused = false
+        if let producer {
+          producer.resumeProducing()
+        } else if !producerPaused {
+          let bytes = heldWhilePaused
+          heldWhilePaused = []
+          if !bytes.isEmpty { receive(bytes) }
+        }
       }
     }
     if held.isEmpty, let reason = closingReason, closeReason == nil { close(reason) }
@@ -177,10 +188,10 @@ public final class StringTransport: Transport {
   /// Records the shut write side in ``writeClosed``; later writes are dropped. With the
   /// peer's side already shut, the connection closes (`.closedByUs`).
   public func loseWriteConnection() {
-    guard closeReason == nil, !writeClosed else { return }
+    guard closeReason == nil, !writeClosed, !disconnecting else { return }
     writeClosed = true
     dropWrites = true
-    if readClosed { close(.closedByUs) }
+    if readClosed { closeWhenFlushed(.closedByUs) }
   }
 
   /// Closes at once, dropping held writes: `connectionLost(reason)`.
@@ -196,7 +207,8 @@ public final class StringTransport: Transport {
   /// Holds received bytes until ``resumeProducing()``.
   public func pauseProducing() { producerPaused = true }
 
-  /// Delivers held bytes and resumes delivery.
+  /// Delivers held bytes and resumes delivery. (Unlike TCP, which delivers them from the
+  /// loop, they arrive inside this call.)
   public func resumeProducing() {
     guard producerPaused else { return }
     producerPaused = false
@@ -222,8 +234,12 @@ public final class StringTransport: Transport {
   /// Records the group in ``rateLimitGroups``.
   public func joinRateLimitGroup(_ group: RateLimitGroup) { rateLimitGroups.append(group) }
 
-  /// Records `producer`; flow control pauses and resumes it.
-  public func registerProducer(_ producer: any PushProducer) { self.producer = producer }
+  /// Records `producer`; flow control pauses and resumes it (at once, if the queue is past its high-water mark).
+  public func registerProducer(_ producer: any PushProducer) {
+    guard closeReason == nil else { return }
+    self.producer = producer
+    if writePaused { producer.pauseProducing() }
+  }
 
   /// Forgets the producer.
   public func unregisterProducer() { producer = nil }

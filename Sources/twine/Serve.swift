@@ -3,25 +3,40 @@ import Glibc
 import Logging
 import Twine
 
-/// Listens with `factory` as `options` say, prints `listening on HOST:PORT`, and runs
-/// until SIGINT or SIGTERM; then closes every connection and returns (exit 0).
-func serve(_ factory: Factory, _ options: ServerOptions) throws {
+/// Makes a reactor that stops on SIGINT and SIGTERM, lets `listen` open its port (it
+/// returns the address to announce), prints `listening on ADDRESS`, and runs until a
+/// signal; then closes everything, logs `stopped` with `summary()`'s fields and returns
+/// (exit 0). Any error is one line on stderr and exit 1.
+func serve(
+  _ options: ServerOptions, listen: (Reactor) throws -> String, summary: () -> Logger.Metadata
+) throws {
   var logger = Logger(label: "twine") { StreamLogHandler.standardError(label: $0) }
   logger.logLevel = options.logLevel
   do {
     let reactor = try Reactor(logger: logger)
     try reactor.installSignalHandlers()
-    let port = try reactor.listenTCP(options.port, factory: factory, interface: options.interface)
-    print("listening on \(port.address)")
+    print("listening on \(try listen(reactor))")
     fflush(nil)  // the test harness and scripts wait for this line
     reactor.run()
-    logger.info(
-      "stopped",
-      metadata: ["accepted": "\(factory.counters.accepted)", "refused": "\(factory.counters.refused)"])
+    logger.info("stopped", metadata: summary())
   } catch {
     writeToStandardError("twine: \(error)\n")
     throw ExitCode(1)
   }
+}
+
+/// Serves `factory` on TCP as `options` say.
+func serve(_ factory: Factory, _ options: ServerOptions) throws {
+  try serve(options) { reactor in
+    try reactor.listenTCP(options.port, factory: factory, interface: options.interface).address.description
+  } summary: {
+    counts(factory)
+  }
+}
+
+/// The factory's accepted and refused counts, for the `stopped` line.
+func counts(_ factory: Factory) -> Logger.Metadata {
+  ["accepted": "\(factory.counters.accepted)", "refused": "\(factory.counters.refused)"]
 }
 
 /// Writes `text` to standard error, unbuffered.

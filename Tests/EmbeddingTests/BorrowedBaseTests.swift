@@ -195,4 +195,23 @@ struct BorrowedBaseTests {
     let ticks = host.ticks.count
     #expect(host.run { host.ticks.count >= ticks + 3 })
   }
+
+  @Test("neither shutdown nor the reactor's deinit runs a pass of the host's loop")
+  func shutdownNeverRunsHostLoop() throws {
+    let host = HostLoop(tickEvery: 60)
+    host.addWakeEvent()
+    do {
+      let reactor = try Reactor(borrowing: host.base)
+      let port = try listen(reactor, Factory(Echo.self))
+      let clients = ClientMaker()
+      clients.configure = { $0.message = pattern(10) }
+      reactor.connectTCP("127.0.0.1", port, factory: clients)
+      #expect(host.run { clients.clients.first?.received.count == 10 })
+      host.wake()  // the host's event is ready: any pass of the loop would run it
+      reactor.shutdown()
+      #expect(host.wakes == 0, "shutdown ran the host's loop")
+    }
+    #expect(host.wakes == 0, "deinit ran the host's loop")
+    #expect(host.run { host.wakes == 1 })
+  }
 }

@@ -114,3 +114,57 @@ struct BufferedModeTests {
     #expect(result.seconds > 0.5)
   }
 }
+
+@Suite("Closing throttled and queued connections", .serialized)
+struct ThrottledCloseTests {
+  @Test("a client that sets a rate limit and closes in connectionMade ends cleanly")
+  func rateLimitThenCloseInConnectionMade() throws {
+    final class Quitter: Protocol {
+      nonisolated(unsafe) static var lost: [CloseReason] = []
+      override func connectionMade() {
+        transport.setRateLimit(RateLimit(readBytesPerSecond: 1000, writeBytesPerSecond: 1000))
+        transport.write("bye")
+        transport.loseConnection()
+      }
+      override func connectionLost(_ reason: CloseReason) { Self.lost.append(reason) }
+    }
+    Quitter.lost = []
+    final class Quitters: ClientFactory {
+      init() { super.init(Quitter.self) }
+    }
+    let reactor = try Reactor()
+    let server = Factory(Echo.self)
+    let port = try listen(reactor, server)
+    for _ in 0..<20 { reactor.connectTCP("127.0.0.1", port, factory: Quitters()) }
+    let poll = LoopingCall(reactor) { if Quitter.lost.count == 20 && server.counters.live == 0 { reactor.stop() } }
+    poll.start(interval: 0.02)
+    run(reactor)
+    #expect(Quitter.lost == Array(repeating: .closedByUs, count: 20))
+  }
+
+  @Test("shutdown hands queued output to the kernel before closing")
+  func shutdownFlushesQueue() throws {
+    final class Flood: Protocol {
+      override func connectionMade() { transport.write([UInt8](repeating: 0x41, count: 8 << 20)) }
+    }
+    let reactor = try Reactor()
+    let port = try listen(reactor, Factory(Flood.self))
+    let peer = silentPeer(port: port)
+    defer { Glibc.close(peer) }
+    reactor.callLater(0.3) { reactor.stop() }
+    reactor.iterate(blocking: false)
+    let settle = reactor.callLater(0.3) {}
+    while settle.isActive { reactor.iterate() }
+    // Take what the kernel holds; the rest waits in the server's queue.
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while recv(peer, &buffer, buffer.count, Int32(MSG_DONTWAIT)) > 0 {}
+    reactor.shutdown()
+    var after = 0
+    while true {
+      let n = recv(peer, &buffer, buffer.count, 0)
+      if n <= 0 { break }
+      after += n
+    }
+    #expect(after > 0, "nothing was flushed at shutdown")
+  }
+}

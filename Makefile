@@ -11,6 +11,7 @@ PORT ?= 8025
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build run test test-debug test-asan smoke fuzz fuzz-smoke deps-build deps-test bench bench-quick format lint clean
+.PHONY: install c-host test-c-host
 
 all: build
 
@@ -36,8 +37,8 @@ run: build
 	$(TWINE_RELEASE) echo --port $(PORT)
 
 # The whole suite: unit and loopback tests, again under AddressSanitizer, a short fuzz of each
-# framing parser, then the benchmark harness smoke.
-test: deps-test test-debug test-asan fuzz-smoke smoke
+# framing parser, the example C host, then the benchmark harness smoke.
+test: deps-test test-debug test-asan fuzz-smoke test-c-host smoke
 
 test-debug:
 	$(SWIFT) build --build-tests
@@ -55,16 +56,42 @@ fuzz:
 fuzz-smoke:
 	$(MAKE) -C Fuzz fuzz-smoke
 
-smoke: build
-	$(MAKE) -C Benchmarks smoke TWINE=$(abspath $(TWINE_RELEASE))
+smoke: build c-host
+	$(MAKE) -C Benchmarks smoke TWINE=$(abspath $(TWINE_RELEASE)) C_HOST=$(abspath $(C_HOST))
 
 # The full matrix (~12 min): writes BENCHMARKS.md and benchmarks.svg here. Never run in CI.
-bench: build
-	$(MAKE) -C Benchmarks bench TWINE=$(abspath $(TWINE_RELEASE)) OUT=$(abspath BENCHMARKS.md)
+bench: build c-host
+	$(MAKE) -C Benchmarks bench TWINE=$(abspath $(TWINE_RELEASE)) C_HOST=$(abspath $(C_HOST)) OUT=$(abspath BENCHMARKS.md)
 
 # A short run for use while developing (< 2 min); writes Benchmarks/BENCHMARKS-quick.md.
-bench-quick: build
-	$(MAKE) -C Benchmarks bench-quick TWINE=$(abspath $(TWINE_RELEASE)) OUT=$(abspath Benchmarks/BENCHMARKS-quick.md)
+bench-quick: build c-host
+	$(MAKE) -C Benchmarks bench-quick TWINE=$(abspath $(TWINE_RELEASE)) C_HOST=$(abspath $(C_HOST)) \
+	  OUT=$(abspath Benchmarks/BENCHMARKS-quick.md)
+
+# The C API (Sources/CTwineAPI/install.sh): DIR/include/twine.h, DIR/lib/libtwine.{a,so},
+# DIR/lib/pkgconfig/twine.pc (and twine-static.pc). Then: cc host.c $$(pkg-config --cflags --libs twine)
+PREFIX ?= /usr/local
+install: deps-build
+	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh "$(PREFIX)"
+
+# The example C host (Examples/c-host), built against a C API installed under .build/c-api.
+C_API := .build/c-api
+C_HOST := .build/c-host/host
+c-host: deps-build
+	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh $(C_API) release .build
+	$(MAKE) -C Examples/c-host PREFIX=$(abspath $(C_API)) OUT=$(abspath $(dir $(C_HOST)))
+
+# The C host driven as a real process (Tests/c-host/test_c_host.py); then again with
+# AddressSanitizer on both sides: libtwine built with --sanitize=address and the host
+# compiled by the toolchain's clang (its ASan runtime is the one Swift's instrumentation expects).
+TOOLCHAIN_CLANG := $(dir $(realpath $(shell command -v swiftc)))clang
+test-c-host: c-host
+	python3 Tests/c-host/test_c_host.py --bin $(dir $(C_HOST)) --prefix $(C_API)
+	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-asan/c-api debug .build-asan asan
+	$(MAKE) -C Examples/c-host PREFIX=$(abspath .build-asan/c-api) OUT=$(abspath .build-asan/c-host) \
+	  CC=$(TOOLCHAIN_CLANG) CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd" \
+	  $(abspath .build-asan/c-host/host)
+	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan
 
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Fuzz Package.swift

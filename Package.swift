@@ -12,6 +12,8 @@ let package = Package(
     .library(name: "TwineTesting", targets: ["TwineTesting"]),
     .library(name: "TwineProtocols", targets: ["TwineProtocols"]),
     .executable(name: "twine", targets: ["twine"]),
+    // The C API (twine.h) as one static archive; `make install` links libtwine.so from it.
+    .library(name: "TwineCAPI", type: .static, targets: ["TwineC"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -34,6 +36,13 @@ let package = Package(
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols"], swiftSettings: strict),
+    .target(name: "CTwineAPI", exclude: ["twine.pc.in", "twine-static.pc.in", "exports.map", "install.sh"]),
+    .target(
+      name: "TwineC",
+      dependencies: [
+        "CTwineAPI", "Twine", "TutorialServers", "CLibevent", .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict),
     .executableTarget(
       name: "twine",
       dependencies: [
@@ -50,6 +59,9 @@ let package = Package(
     .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
     .testTarget(
       name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent"], swiftSettings: strict),
+    .testTarget(
+      name: "EmbeddingTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI"],
+      swiftSettings: strict),
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
     .testTarget(
       name: "PolicyTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "TutorialServers"],

@@ -4,7 +4,8 @@
     python3 Benchmarks/run.py --twine PATH [--quick] [--rounds N]
                               [--servers epoll,libevent,nio,twisted,twine]
                               [--out Benchmarks/BENCHMARKS.md]
-    python3 Benchmarks/run.py --smoke --twine PATH
+    python3 Benchmarks/run.py --smoke --twine PATH [--c-host PATH]
+    python3 Benchmarks/run.py --c-host PATH --only-embedding [--rounds N]
 
 Bench: every configuration is measured on every available server, the
 servers interleaved round by round (A B C D E, A B C D E, ...), each time on
@@ -16,6 +17,13 @@ server's run of the same round (median over rounds).  Writes the report
 (--out), benchmarks.svg and benchmarks.json (raw runs; --from-json redraws)
 next to it; the section "## What each change bought" of an existing report
 is kept verbatim.
+
+Embedding (with --c-host, the example C host of Examples/c-host): one more
+row, the cost of mounting Twine on a C program's own libevent loop: the same
+host process serving Twine's echo through the C API vs serving a plain C
+bufferevent echo (--c-echo), interleaved round by round; the figure is the C
+echo's CPU per request divided by Twine's (>= 0.95 is the target: embedding
+costs at most ~5%).  --only-embedding measures just that row and writes no report.
 
 Smoke: builds nothing; runs the load generator briefly against each
 available server (C servers, Twine, and NIO/Twisted only if already built),
@@ -47,6 +55,8 @@ GREETING = "Hello This is HD's Test protocol\r\n"
 KEEP_HEADER = "## What each change bought"
 ALL_SERVERS = ["epoll", "libevent", "nio", "twisted", "twine"]
 LABELS = {
+    "chost-c": "C host, C bufferevent echo",
+    "chost-twine": "C host, Twine echo (C API)",
     "epoll": "epoll (C floor)",
     "libevent": "libevent C",
     "nio": "SwiftNIO",
@@ -67,6 +77,7 @@ SATURATED_PCT = 90.0  # loadgen CPU at or above this: flag it
 NOISY_PCT = 25.0  # other processes used more than this much of a CPU during a run: retry it
 RETRIES = 2
 RETRY_BUDGET = {"s": 180.0}  # seconds all retries together may add (run time stays bounded)
+C_HOST = {"path": None}  # the example C host (--c-host), for the embedding row
 
 
 class Interrupted(Exception):
@@ -257,6 +268,12 @@ def server_argv(name, mode, twine):
         if not os.access(VENV_PYTHON, os.X_OK):
             return None, "Twisted venv .venv not present (make twisted-venv)"
         return [VENV_PYTHON, TWISTED_SERVER, mode, "--port", "0"], None
+    if name in ("chost-c", "chost-twine"):
+        path = C_HOST["path"]
+        if not path or not os.access(path, os.X_OK):
+            return None, f"C host {path} not built (make c-host)"
+        argv = [path, "--echo-port", "0", "--heartbeat-ms", "1000"]
+        return (argv + ["--c-echo"] if name == "chost-c" else argv), None
     if name == "twine":
         if not twine:
             return None, "no --twine given"
@@ -310,6 +327,12 @@ FULL_CONFIGS = [
     Config("idle-10k", "idle, 10,000 connections (server RSS per connection)", "idle", ["idle", "--conns", "10000"]),
 ]
 QUICK_KEYS = ["echo-100x64", "echo-100x4k", "echo-10x64k", "connect-50", "tls-echo-100x4k", "idle-10k"]
+# The embedding row: small messages, where a per-request overhead would show most.
+EMBED = Config(
+    "embed-100x64", "embedding: C host echo, 100 conns × 64 B", "echo", ["echo", "--conns", "100", "--size", "64"]
+)
+EMBED_SERVERS = ["chost-c", "chost-twine"]
+EMBED_TARGET = 0.95
 
 
 def wait_for_quiet(limit=15.0, max_wait=10.0):
@@ -763,6 +786,8 @@ def write_report(path, configs, servers, results, notes, info, params):
             )
         L.append("")
 
+    L += embedding_section(results)
+
     if notes:
         L.append("## Notes from this run")
         L.append("")
@@ -819,6 +844,67 @@ def write_report(path, configs, servers, results, notes, info, params):
     return svg_path
 
 
+def embedding_ratio(results):
+    """C echo CPU/request ÷ Twine echo CPU/request in the C host, per round (median, min, max), or None."""
+    per = results.get(EMBED.key, {})
+    return round_ratios(per.get("chost-c", []), per.get("chost-twine", []), "server_cpu_per_req_us")
+
+
+def embedding_section(results):
+    per = results.get(EMBED.key)
+    if not per:
+        return []
+    L = ["## Embedding in a C host", ""]
+    L.append(
+        "The example C host (`Examples/c-host/host.c`) owns its `event_base` and loop; on one port it serves "
+        "either Twine's counting echo through the C API (`twine_listen`) or a plain C bufferevent echo "
+        "(`--c-echo`, as `c/libevent_server.c` writes it). Same process, same loop, same timer beside it. "
+        f"`C ÷ Twine` is the C echo's server CPU per request divided by Twine's, per round (median, min–max): "
+        f"≥ {EMBED_TARGET} means embedding Twine costs at most about {round((1 / EMBED_TARGET - 1) * 100)}% over "
+        "hand-written C on the same loop."
+    )
+    L.append("")
+    L.append(f"`loadgen {' '.join(EMBED.args)}`")
+    L.append("")
+    L.append(
+        "| configuration | C bufferevent echo CPU/req µs | Twine echo CPU/req µs | C ÷ Twine | target | "
+        "C req/s | Twine req/s | runs |"
+    )
+    L.append("|---|---|---|---|---|---|---|---|")
+    c, t = per.get("chost-c", []), per.get("chost-twine", [])
+    rs = embedding_ratio(results)
+    verdict = "–" if rs is None else ("met" if rs[0] >= EMBED_TARGET else "**not met**")
+    L.append(
+        f"| {EMBED.title} | {cell(summarize([metric(r, 'server_cpu_per_req_us') for r in c]))} | "
+        f"{cell(summarize([metric(r, 'server_cpu_per_req_us') for r in t]))} | {ratio(rs, True)} | "
+        f"≥ {EMBED_TARGET} ({verdict}) | {cell(summarize([metric(r, 'rps') for r in c]))} | "
+        f"{cell(summarize([metric(r, 'rps') for r in t]))} | {min(len(c), len(t))} |"
+    )
+    L.append("")
+    return L
+
+
+def measure_embedding(results, rounds, warmup, duration, notes):
+    """The embedding row: the two C host modes interleaved, `rounds` times."""
+    results[EMBED.key] = {s: [] for s in EMBED_SERVERS}
+    for rnd in range(rounds):
+        for s in EMBED_SERVERS:
+            res, note = measure(s, EMBED, None, warmup, duration)
+            if res is not None and res.get("requests", 0) > 0:
+                res["round"] = rnd + 1
+                results[EMBED.key][s].append(res)
+            line = f"[embedding] round {rnd + 1} {s:12s}"
+            if res is not None:
+                line += f" {res.get('server_cpu_per_req_us', -1):9.3f} us/req {res.get('rps', 0):10.0f}/s"
+            if note:
+                line += f"  !! {note}"
+                notes.append(f"round {rnd + 1}, {EMBED.title}, {LABELS[s]}: {note}")
+            print(line, flush=True)
+    rs = embedding_ratio(results)
+    if rs:
+        print(f"embedding: C echo ÷ Twine echo CPU per request = {ratio(rs, True)} (target ≥ {EMBED_TARGET})", flush=True)
+
+
 # --------------------------------------------------------------------------
 # bench
 
@@ -836,6 +922,12 @@ def redraw(args):
 def bench(args):
     t_begin = time.monotonic()
     twine = os.path.abspath(args.twine) if args.twine else None
+    if args.only_embedding:
+        if server_argv("chost-twine", "echo", None)[0] is None:
+            sys.exit("run.py: --only-embedding needs --c-host PATH (make c-host)")
+        warmup, duration = (0.3, 1.0) if args.quick else (0.5, 2.0)
+        measure_embedding({}, args.rounds or (1 if args.quick else 5), warmup, duration, [])
+        return 0
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     for s in wanted:
         if s not in ALL_SERVERS:
@@ -898,6 +990,10 @@ def bench(args):
                     line += f"  !! {note}"
                     notes.append(f"round {rnd + 1}, {cfg.title}, {LABELS[s]}: {note}")
                 print(line, flush=True)
+    if server_argv("chost-twine", "echo", None)[0] is not None:
+        measure_embedding(results, rounds, warmup, duration, notes)
+    else:
+        notes.append(f"{EMBED.title} skipped: {server_argv('chost-twine', 'echo', None)[1]}")
     elapsed = time.monotonic() - t_begin
     params = {
         "mode": "Quick run (--quick)" if args.quick else "Full run",
@@ -1130,6 +1226,22 @@ def smoke(args):
             finally:
                 server.stop()
 
+    # the C host (embedding row): both of its echo modes
+    if C_HOST["path"]:
+        for name in EMBED_SERVERS:
+            server = Server(server_argv(name, "echo", None)[0] or ["false"], name)
+            try:
+                server.start(timeout=20)
+                for label, la in echo_runs[:3]:
+                    loadgen_ok(f"{name} {label}", server, la)
+                check(f"{name}: server still running", server.alive(), "" if server.alive() else server.stderr_tail())
+            except RuntimeError as e:
+                check(f"{name}: server starts", False, str(e))
+            finally:
+                server.stop()
+    else:
+        skipped.append("C host (no --c-host)")
+
     if skipped:
         print(f"not in this smoke (not built): {', '.join(skipped)}")
     print(f"smoke took {time.monotonic() - t_begin:.1f} s")
@@ -1150,7 +1262,10 @@ def main():
     p.add_argument("--out", default=os.path.join(HERE, "BENCHMARKS.md"), help="report path (benchmarks.svg goes next to it)")
     p.add_argument("--smoke", action="store_true", help="CI smoke test instead of the benchmark")
     p.add_argument("--from-json", help="redraw the report from a benchmarks.json of an earlier run")
+    p.add_argument("--c-host", help="path to the example C host (Examples/c-host), for the embedding row")
+    p.add_argument("--only-embedding", action="store_true", help="measure only the embedding row; no report")
     args = p.parse_args()
+    C_HOST["path"] = os.path.abspath(args.c_host) if args.c_host else None
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.from_json:

@@ -7,6 +7,7 @@ extension Reactor {
   public func listenTCP(_ port: Int, factory: Factory, backlog: Int = 511, interface: String = "") throws(TwineError)
     -> ListeningPort
   {
+    assertOnLoopThread()
     guard !isShutDown else { throw .reactorShutDown }
     return try ListeningPort(reactor: self, port: port, interface: interface, backlog: backlog, factory: factory)
   }
@@ -21,6 +22,7 @@ extension Reactor {
   public func connectTCP(_ host: String, _ port: Int, factory: ClientFactory, timeout: Double? = 30)
     -> TCPConnector
   {
+    assertOnLoopThread()
     let connector = TCPConnector(reactor: self, host: host, port: port, factory: factory, timeout: timeout)
     connector.connect()
     return connector

@@ -9,6 +9,7 @@ extension Reactor {
   public func listenUDP(
     _ port: Int, protocol proto: DatagramProtocol, interface: String = "", maxDatagramSize: Int = 65507
   ) throws(TwineError) -> UDPPort {
-    try UDPPort(reactor: self, port: port, interface: interface, maxDatagramSize: maxDatagramSize, proto: proto)
+    assertOnLoopThread()
+    return try UDPPort(reactor: self, port: port, interface: interface, maxDatagramSize: maxDatagramSize, proto: proto)
   }
 }

@@ -15,7 +15,8 @@ extension Reactor {
   public func listenUNIX(_ path: String, factory: Factory, mode: mode_t = 0o666, backlog: Int = 511)
     throws(TwineError) -> ListeningPort
   {
-    try ListeningPort(reactor: self, path: path, mode: mode, backlog: backlog, factory: factory)
+    assertOnLoopThread()
+    return try ListeningPort(reactor: self, path: path, mode: mode, backlog: backlog, factory: factory)
   }
 
   /// Connects to the UNIX-domain socket `path` and serves the connection with a protocol
@@ -24,6 +25,7 @@ extension Reactor {
   /// `timeout` seconds with `.timedOut`.
   @discardableResult
   public func connectUNIX(_ path: String, factory: ClientFactory, timeout: Double? = 30) -> TCPConnector {
+    assertOnLoopThread()
     let connector = TCPConnector(reactor: self, host: path, port: 0, factory: factory, timeout: timeout, unixPath: path)
     connector.connect()
     return connector

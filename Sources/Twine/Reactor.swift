@@ -6,6 +6,7 @@ import Logging
 ///
 /// Single-threaded: create it, listen, connect and schedule on one thread, then
 /// call ``run()`` on that thread. ``crossThread`` is the one door other threads may use.
+/// ``init(borrowing:logger:)`` hangs a reactor on a host's `event_base` instead (see Reactor+Borrowed.swift).
 ///
 /// ```swift
 /// let reactor = try Reactor()
@@ -15,6 +16,10 @@ import Logging
 public final class Reactor: Scheduler {
   /// The `event_base` every object of this reactor registers on.
   let base: OpaquePointer
+  /// False for a host's base (``init(borrowing:logger:)``): never freed, and its loop never run or broken unasked.
+  let ownsBase: Bool
+  /// The thread the reactor belongs to: the one that made it, or the one that last ran it.
+  var loopThread = pthread_self()
   /// Where connects, disconnects and accept trouble are logged (connects at debug level).
   public var logger: Logger
   /// Open connections: each stays alive here until its bufferevent is freed.
@@ -45,32 +50,50 @@ public final class Reactor: Scheduler {
   private var stopRequested = false
 
   /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
-  public init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
+  public convenience init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
     guard let base = event_base_new() else { throw .libevent("event_base_new") }
+    try self.init(base: base, ownsBase: true, logger: logger)
+    signal(SIGPIPE, SIG_IGN)
+  }
+
+  /// Adopts `base` (owned or borrowed); on failure frees it only if owned.
+  init(base: OpaquePointer, ownsBase: Bool, logger: Logger) throws(TwineError) {
     let caller: CrossThreadCaller
     do {
       caller = try CrossThreadCaller(base: base)
     } catch {
-      event_base_free(base)
+      if ownsBase { event_base_free(base) }
       throw error
     }
     self.base = base
+    self.ownsBase = ownsBase
     self.logger = logger
     self.threadCaller = caller
-    signal(SIGPIPE, SIG_IGN)
   }
 
   deinit {
     shutdown()
-    // One more pass of the loop before the frees: cancelled lookups finish through
-    // libevent's deferred callbacks, freed bufferevents leave their rate-limit groups and
-    // close their sockets in finalizers, all run from the loop (a group freed before its
-    // members aborts; a deferred callback event_base_free cancels leaves its socket open).
-    event_base_loop(base, EVLOOP_NONBLOCK)
-    rateLimitGroups = [:]
+    var resolvers = retiredResolvers
+    if let resolver { resolvers.append(resolver) }
     resolver = nil
     retiredResolvers = []
-    event_base_free(base)
+    // Freed bufferevents leave their rate-limit groups in libevent's finalizers, which
+    // also run from the loop: a group freed before that aborts.
+    var groups: [AnyObject] = rateLimitGroups.values.map(\.shared)
+    rateLimitGroups = [:]
+    if ownsBase {
+      // One more pass of the loop before the frees: cancelled lookups finish through
+      // libevent's deferred callbacks, freed bufferevents leave their rate-limit groups and
+      // close their sockets in finalizers, all run from the loop (a group freed before its
+      // members aborts; a deferred callback event_base_free cancels leaves its socket open).
+      event_base_loop(base, EVLOOP_NONBLOCK)
+      resolvers = []  // the DNS bases and rate-limit groups go before the event base
+      groups = []
+      event_base_free(base)
+    } else {
+      // The host's loop runs those callbacks and finalizers; what waits on them goes once it has.
+      HostLoopLeftovers.free(resolvers: resolvers, groups: groups, on: base)
+    }
     readBuffer.deallocate()
   }
 
@@ -82,6 +105,7 @@ public final class Reactor: Scheduler {
   /// when called from inside a callback (the loop is not re-entrant).
   public func run() {
     guard !isShutDown, !dispatching else { return }
+    loopThread = pthread_self()
     if !stopRequested {
       dispatching = true
       event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
@@ -90,27 +114,33 @@ public final class Reactor: Scheduler {
     stopRequested = false
     let shutInside = isShutDown  // shutdown() from a callback could not run the loop then
     shutdown()
-    if shutInside { event_base_loop(base, EVLOOP_NONBLOCK) }
+    if shutInside && ownsBase { event_base_loop(base, EVLOOP_NONBLOCK) }
   }
 
   /// Runs one pass of the loop: waits for events (unless `blocking` is false), handles them, returns.
   /// Does nothing when called from inside a callback: the loop is not re-entrant.
   public func iterate(blocking: Bool = true) {
     guard !isShutDown, !dispatching else { return }
+    loopThread = pthread_self()
     dispatching = true
     event_base_loop(base, EVLOOP_ONCE | (blocking ? 0 : EVLOOP_NONBLOCK))
     dispatching = false
   }
 
   /// Makes ``run()`` return after the callback that called this one (or at once, if
-  /// called before it). Safe from any callback on the reactor's thread.
+  /// called before it). Safe from any callback on the reactor's thread. Breaks only a
+  /// loop that ``run()`` or ``iterate()`` is running: never a host's own dispatch.
   public func stop() {
+    assertOnLoopThread()
     stopRequested = true
-    event_base_loopbreak(base)
+    if dispatching { event_base_loopbreak(base) }
   }
 
-  /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals.
+  /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals;
+  /// a reactor over a host's base throws ``TwineError/borrowedBase(_:)``: signals are the host's.
   public func installSignalHandlers() throws(TwineError) {
+    assertOnLoopThread()
+    guard ownsBase else { throw .borrowedBase("installSignalHandlers: the host owns the process's signals") }
     // A parent may have started us with these blocked (the mask is inherited): unblock them.
     var mask = sigset_t()
     sigemptyset(&mask)
@@ -135,6 +165,7 @@ public final class Reactor: Scheduler {
   /// also makes ``run()`` return.
   public func shutdown() {
     guard !isShutDown else { return }
+    assertOnLoopThread()
     isShutDown = true
     if dispatching {
       stopRequested = true
@@ -151,7 +182,8 @@ public final class Reactor: Scheduler {
     threadCaller.close()
     // A freed bufferevent closes its socket in a libevent finalizer, which runs from the
     // loop: run it now, so peers see the close even if this reactor object lives on.
-    if !dispatching { event_base_loop(base, EVLOOP_NONBLOCK) }
+    // Never a host's loop: there the finalizers run on its next pass (or in event_base_free).
+    if !dispatching && ownsBase { event_base_loop(base, EVLOOP_NONBLOCK) }
   }
 
   /// The libevent group for `group` on this reactor, made on first use.
@@ -196,6 +228,7 @@ public final class Reactor: Scheduler {
   @discardableResult
   /// After ``shutdown()`` the call is returned inactive and never runs.
   public func callLater(_ delay: Double, _ body: @escaping () -> Void) -> any ScheduledCall {
-    DelayedCall(reactor: self, delay: delay, body: body)
+    assertOnLoopThread()
+    return DelayedCall(reactor: self, delay: delay, body: body)
   }
 }

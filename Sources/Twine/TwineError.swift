@@ -16,6 +16,12 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   /// A TLS context could not be made from its options (a file missing or not PEM, a key
   /// that does not match its certificate, server options used to connect); the text says which.
   case tls(String)
+  /// Not allowed on a reactor over a host's `event_base`; the text says what was asked.
+  case borrowedBase(String)
+  /// A socket could not be adopted (not open, not a connected stream socket); the caller still owns it.
+  case cannotAdopt(fd: Int32, cause: SocketError)
+  /// A bufferevent could not be adopted; the text says why. The caller still owns it.
+  case cannotAdoptBufferevent(String)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -28,6 +34,9 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .libevent(let what): return "libevent failed: \(what)"
     case .reactorShutDown: return "the reactor has shut down"
     case .tls(let why): return "TLS setup failed: \(why)"
+    case .borrowedBase(let what): return "not allowed on a reactor over a host's event_base: \(what)"
+    case .cannotAdopt(let fd, let cause): return "cannot adopt fd \(fd): \(cause.message)"
+    case .cannotAdoptBufferevent(let why): return "cannot adopt the bufferevent: \(why)"
     }
   }
 }

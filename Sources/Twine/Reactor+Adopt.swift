@@ -1,0 +1,81 @@
+import CLibevent
+
+/// Serving sockets the host already has.
+extension Reactor {
+  /// Serves `fd`, a stream socket the host already accepted or connected, with a protocol
+  /// from `factory`, exactly like a connection accepted by ``listenTCP(_:factory:backlog:interface:)``
+  /// (a `ClientFactory` is used as a plain factory: no connector, no `clientConnection…` calls).
+  ///
+  /// Ownership: once this returns, the socket is Twine's, refused or not: Twine closes it
+  /// when the connection closes, and the caller must not read, write or close it any more.
+  /// When this throws, nothing was done and the socket is still the caller's.
+  ///
+  /// The socket is made non-blocking and gets `TCP_NODELAY` (TCP only); its close-on-exec
+  /// flag is left as it is. Returns the connection's transport, or nil when `factory`
+  /// refused the peer (then the socket is already closed and counted as refused).
+  /// Throws ``TwineError/cannotAdopt(fd:cause:)`` when `fd` is not an open, connected
+  /// stream socket, and ``TwineError/reactorShutDown`` after ``shutdown()``.
+  @discardableResult
+  public func adoptStreamSocket(_ fd: Int32, factory: Factory) throws(TwineError) -> (any Transport)? {
+    assertOnLoopThread()
+    guard !isShutDown else { throw .reactorShutDown }
+    var type: Int32 = 0
+    var length = socklen_t(MemoryLayout<Int32>.size)
+    guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+      throw .cannotAdopt(fd: fd, cause: .current())  // EBADF, ENOTSOCK
+    }
+    guard type == Int32(SOCK_STREAM.rawValue) else { throw .cannotAdopt(fd: fd, cause: .from(code: EPROTOTYPE)) }
+    guard let peer = SocketAddress.of(fd: fd, peer: true) else {
+      throw .cannotAdopt(fd: fd, cause: .current())  // ENOTCONN: listening, or not connected (yet)
+    }
+    guard evutil_make_socket_nonblocking(fd) == 0 else { throw .cannotAdopt(fd: fd, cause: .current()) }
+    guard let proto = factory.buildProtocol(peer) else {
+      factory.counters.noteRefused()
+      evutil_closesocket(fd)
+      return nil
+    }
+    let connection = TCPConnection(
+      reactor: self, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil, state: .connecting)
+    connection.start(with: proto)
+    return connection
+  }
+
+  /// Serves a connected socket bufferevent the host already has (on this reactor's base)
+  /// with a protocol from `factory`, in buffered mode: every byte passes through the
+  /// bufferevent, so its rate limits, filters and watermarks keep working.
+  ///
+  /// Ownership: once this returns, the bufferevent is Twine's, refused or not: Twine
+  /// replaces its callbacks, enables it, delivers what already waits in its input, keeps
+  /// what waits in its output queued ahead of the protocol's writes, and frees it
+  /// (`bufferevent_free`) when the connection ends; the socket closes with it if the host
+  /// made it with `BEV_OPT_CLOSE_ON_FREE` (otherwise the socket stays the host's to close).
+  /// The caller must not use or free the bufferevent any more. When this throws, nothing
+  /// was done and the bufferevent is still the caller's. Returns the transport, or nil
+  /// when `factory` refused the peer (the bufferevent is then already freed, counted as refused).
+  @discardableResult
+  public func adoptBufferevent(_ bufferevent: OpaquePointer, factory: Factory) throws(TwineError)
+    -> (any Transport)?
+  {
+    assertOnLoopThread()
+    guard !isShutDown else { throw .reactorShutDown }
+    guard bufferevent_get_base(bufferevent) == base else {
+      throw .cannotAdoptBufferevent("it belongs to another event_base")
+    }
+    let fd = bufferevent_getfd(bufferevent)
+    guard fd >= 0 else { throw .cannotAdoptBufferevent("it has no socket") }
+    guard let peer = SocketAddress.of(fd: fd, peer: true) else {
+      throw .cannotAdoptBufferevent("its socket is not connected: \(SocketError.current().message)")
+    }
+    guard let proto = factory.buildProtocol(peer) else {
+      factory.counters.noteRefused()
+      bufferevent_free(bufferevent)
+      return nil
+    }
+    bufferevent_enable(bufferevent, Int16(EV_WRITE))
+    let connection = TCPConnection(
+      reactor: self, fd: fd, bev: bufferevent, factory: factory, peer: peer, connector: nil, state: .connecting,
+      buffered: true)
+    connection.start(with: proto)
+    return connection
+  }
+}

@@ -57,8 +57,10 @@ mkdir "$work/objects"
 swiftc -emit-library -o "$work/libtwine.so" "$work"/objects/*.o $link_flags \
   -Xlinker -soname -Xlinker libtwine.so -Xlinker --version-script -Xlinker "$here/exports.map"
 
-# The static runtime libraries the archive's objects ask for, in link order.
-static_libs="$(swift-autolink-extract "$archive" -o - | tr ' ' '\n' | grep -v '^-levent' | awk 'NF && !seen[$0]++' | tr '\n' ' ')"
+# The libraries the archive's objects ask for, in link order: the Swift runtime's static
+# ones, and OpenSSL's libevent layer (-levent_openssl -lssl -lcrypto, for TLS). libevent's
+# own libraries come from the Requires line instead, so pkg-config orders them after.
+static_libs="$(swift-autolink-extract "$archive" -o - | tr ' ' '\n' | grep -v -e '^-levent_core$' -e '^-levent_extra$' -e '^-levent_pthreads$' | awk 'NF && !seen[$0]++' | tr '\n' ' ')"
 static_libs="$static_libs-ldispatch -lBlocksRuntime -lstdc++ -lm -ldl -lpthread"
 
 mkdir -p "$prefix/include" "$prefix/lib/pkgconfig"

@@ -27,6 +27,7 @@ extension TCPConnection {
       reactor: reactor, fd: fd, bev: session.bufferevent, factory: factory, peer: peer, connector: nil,
       state: .connecting, buffered: true)
     connection.tls = session
+    connection.armHandshakeDeadline(setup.options.handshakeTimeout)
   }
 
   /// Upgrades this connection to TLS (STARTTLS); see ``Transport/startTLS(_:)``.
@@ -49,6 +50,6 @@ extension TCPConnection {
       close(.tlsFailed("cannot start TLS: \(OpenSSLError.drainQueue())"))
       return
     }
-    adoptTLSFilter(session)
+    adoptTLSFilter(session, handshakeTimeout: options.handshakeTimeout)
   }
 }

@@ -82,6 +82,10 @@ final class TCPConnection: Transport {
   private(set) var peerAddress: SocketAddress
   /// The TLS layer, for a connection that speaks TLS (from the start or after `startTLS`).
   var tls: TLSSession?
+  /// Set when `connect()` itself failed: the reason the attempt ends with, whatever libevent reports next.
+  var connectFailure: CloseReason?
+  /// Ends a TLS handshake that takes too long in all (libevent's timeouts restart on every byte).
+  private var handshakeDeadline: (any ScheduledCall)?
   /// Links in the reactor's ``ConnectionList``.
   var listNext: TCPConnection?
   unowned(unsafe) var listPrev: TCPConnection?
@@ -235,6 +239,8 @@ final class TCPConnection: Transport {
     if what & BEV_EVENT_CONNECTED != 0 {
       if let tls { tlsHandshakeCompleted(tls) }
       connected()
+    } else if state == .connecting, let connectFailure {
+      close(connectFailure)  // the connect failed at once; what libevent saw after is a consequence
     } else if what & BEV_EVENT_TIMEOUT != 0 {
       close(.timedOut)
     } else if let tls, what & (BEV_EVENT_ERROR | BEV_EVENT_EOF) != 0 {
@@ -351,11 +357,18 @@ final class TCPConnection: Transport {
 
   /// `startTLS`: `session`'s filter, made over the current bufferevent (which it now
   /// owns), takes that bufferevent's place. Reading resumes after the handshake.
-  func adoptTLSFilter(_ session: TLSSession) {
+  func adoptTLSFilter(_ session: TLSSession, handshakeTimeout: Double?) {
     let filter = session.bufferevent
+    // A rate limit set before the upgrade moves to the filter: the plain bufferevent
+    // below must not keep a configuration this connection frees.
+    if let rateLimitConfig, let plain = bev {
+      bufferevent_set_rate_limit(plain, nil)
+      bufferevent_set_rate_limit(filter, rateLimitConfig)
+    }
     bev = filter
     tls = session
     adopt(filter)
+    armHandshakeDeadline(handshakeTimeout)
     if flowPaused { bufferevent_setwatermark(filter, Int16(EV_WRITE), writeBufferLimits.lowWater, 0) }
   }
 
@@ -363,9 +376,21 @@ final class TCPConnection: Transport {
   /// filter (or stays off, with the plain bufferevent below it, while paused).
   private func tlsHandshakeCompleted(_ tls: TLSSession) {
     tls.handshakeCompleted()
+    handshakeDeadline?.cancel()
+    handshakeDeadline = nil
     guard state == .open || state == .disconnecting else { return }
     stopReading()
     startReadingIfWanted()
+  }
+
+  /// Closes with `.timedOut` if the TLS handshake has not completed `seconds` from now.
+  func armHandshakeDeadline(_ seconds: Double?) {
+    guard let seconds, seconds.isFinite, seconds > 0 else { return }
+    handshakeDeadline?.cancel()
+    handshakeDeadline = reactor.callLater(seconds) { [weak self] in
+      guard let self, self.tls?.handshaking == true else { return }
+      self.close(.timedOut)
+    }
   }
 
   // MARK: Flow control
@@ -564,6 +589,8 @@ final class TCPConnection: Transport {
   private func finishClose(_ reason: CloseReason) {
     withExtendedLifetime(self) {
       hasHandles = false
+      handshakeDeadline?.cancel()
+      handshakeDeadline = nil
       if let readEvent {
         event_free(readEvent)
         self.readEvent = nil

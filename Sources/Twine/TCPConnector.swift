@@ -112,11 +112,13 @@ public final class TCPConnector: Connector {
       reactor: reactor, fd: fd, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting,
       buffered: session != nil)
     made.tls = session
+    made.armHandshakeDeadline(tls?.options.handshakeTimeout)  // bounds connect and handshake in all
     connection = made  // the reactor's table keeps it alive
     let rc = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
     if rc != 0 {
       // Reaches connectionFailed, from the loop: never inside connectTCP.
       let reason = CloseReason.fromSocketError(twine_socket_error())
+      made.connectFailure = reason
       reactor.callLater(0) { made.close(reason) }
     }
   }

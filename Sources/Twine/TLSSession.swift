@@ -22,6 +22,8 @@ final class TLSSession {
   /// Watches the plain bufferevent's output (filter only), see ``watchUnderlyingDrain()``.
   private var drainWatch: OpaquePointer?
   private let allowsUncleanClose: Bool
+  /// The peer's certificate is checked (a client verifying, or a server asking for client certificates).
+  private let verifyingPeer: Bool
   /// True until the handshake completes.
   private(set) var handshaking = true
 
@@ -30,6 +32,7 @@ final class TLSSession {
     self.ssl = ssl
     self.underlying = underlying
     self.allowsUncleanClose = options.allowsUncleanClose
+    self.verifyingPeer = options.verifyPeer
     // A filter reports the plain bufferevent's EOF as an error without any reason unless
     // dirty shutdowns are allowed: let it arrive as EOF, and `reasonForEOF` decides. (A
     // socket session keeps the default: with OpenSSL 3 its EOF without close_notify is an
@@ -134,8 +137,9 @@ final class TLSSession {
       let text = OpenSSLError.text(error)
       if !texts.contains(text) { texts.append(text) }
     }
+    // With verification off OpenSSL still checks and keeps the result: report it only when it counted.
     let verification = SSL_get_verify_result(ssl)
-    if verification != X509_V_OK, let why = X509_verify_cert_error_string(verification) {
+    if verifyingPeer, verification != X509_V_OK, let why = X509_verify_cert_error_string(verification) {
       texts.append("(\(String(cString: why)))")
     }
     if !texts.isEmpty { return .tlsFailed(texts.joined(separator: " ")) }

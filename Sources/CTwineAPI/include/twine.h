@@ -17,7 +17,8 @@
  * return TWINE_EWRONGTHREAD and do nothing; the exception is
  * twine_call_from_thread, the one door for other threads. Factory calls
  * (twine_factory_new, _free, _counters), twine_last_error and
- * twine_status_name are safe from any thread.
+ * twine_status_name are safe from any thread. A factory's connections share its
+ * state, so listen one factory on reactors of one thread only.
  *
  * Signals: Twine leaves signal handling to the host. Ignore SIGPIPE
  * (signal(SIGPIPE, SIG_IGN)) before making a reactor: libevent's queued writes
@@ -107,7 +108,12 @@ int twine_reactor_new(struct event_base *base, twine_reactor **out);
     timers and removes every event it added to the base. The base, its loop and
     the host's events are untouched. NULL is a no-op (TWINE_OK). Reactor's thread
     only (TWINE_EWRONGTHREAD, and nothing done, from another); allowed from a
-    twine_call_from_thread function, not from the log callback (TWINE_EINVAL). */
+    twine_call_from_thread function, not from the log callback (TWINE_EINVAL), and
+    not from host code that a Twine protocol's callback called into (the reactor
+    would be freed under that callback).
+    Order: destroy the reactor BEFORE event_base_free(base): destroy frees events,
+    listeners and bufferevents that live in the base, so after the base is gone it
+    would touch freed memory (this cannot be detected). */
 int twine_reactor_destroy(twine_reactor *reactor);
 
 /** Sends the reactor's log lines at `min_level` and above to `callback` (with

@@ -98,9 +98,16 @@ final class TLSContext {
   func makeSSL(serverName: String?, allowsUncleanClose: Bool) -> OpaquePointer? {
     guard let ssl = SSL_new(context) else { return nil }
     if allowsUncleanClose { SSL_set_options(ssl, twine_SSL_OP_IGNORE_UNEXPECTED_EOF()) }
-    if role == .client, let name = serverName, !name.isEmpty {
+    if role == .client, verifyPeer, serverName?.isEmpty ?? true {
+      SSL_free(ssl)  // a verifying client with no name to check would check only the chain
+      return nil
+    }
+    if role == .client, var name = serverName, !name.isEmpty {
+      if name.hasPrefix("[") && name.hasSuffix("]") { name = String(name.dropFirst().dropLast()) }  // [::1]
       let isAddress = NumericAddress(host: name, port: 0) != nil
-      if !isAddress { _ = twine_SSL_set_tlsext_host_name(ssl, name) }
+      // A name SNI cannot carry (over 255 bytes) is not sent; its error must not stay on
+      // this thread's OpenSSL queue, where the next connection's I/O would read it as its own.
+      if !isAddress && twine_SSL_set_tlsext_host_name(ssl, name) != 1 { ERR_clear_error() }
       // OpenSSL 3 takes an IP literal here as an IP address to match.
       if verifyPeer && SSL_set1_host(ssl, name) != 1 {
         SSL_free(ssl)

@@ -83,6 +83,8 @@ open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
   open func setRateLimit(_ limit: RateLimit?) { transport.setRateLimit(limit) }
   /// Passes the group down.
   open func joinRateLimitGroup(_ group: RateLimitGroup) { transport.joinRateLimitGroup(group) }
+  /// Passes the upgrade down (the wrapper keeps seeing the plaintext).
+  open func startTLS(_ options: TLSOptions) { transport.startTLS(options) }
   /// Passes the option down.
   open func setTCPNoDelay(_ enabled: Bool) throws(SocketError) { try transport.setTCPNoDelay(enabled) }
   /// Passes the option down.

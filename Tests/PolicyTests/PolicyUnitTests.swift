@@ -165,3 +165,23 @@ struct HalfCloseUnitTests {
     #expect(transport.closeReason == .closedByPeer)
   }
 }
+
+@Suite("Wrappers pass the transport's features through")
+struct WrapperPassThroughTests {
+  @Test("startTLS and peer credentials reach the real transport through a policy wrapper")
+  func startTLSAndCredentialsPassThrough() throws {
+    final class Upgrader: Protocol {
+      override func connectionMade() {
+        transport.write(transport.peerCredentials.map { "uid \($0.uid)" } ?? "none")
+        transport.startTLS(.server(certificateFile: "c.pem", privateKeyFile: "k.pem"))
+      }
+    }
+    let transport = StringTransport()
+    transport.peerCredentials = PeerCredentials(pid: 7, uid: 1000, gid: 1000)
+    transport.connect(factory: TimeoutFactory(wrapping: Factory(Upgrader.self), timeout: 5))
+    #expect(transport.writtenString == "uid 1000")
+    #expect(transport.startedTLS?.certificateFile == "c.pem")
+    #expect(transport.closeReason == nil)
+    transport.peerClosed()
+  }
+}

@@ -43,7 +43,10 @@ final class TCPConnection: Transport {
   /// True until ``finishClose(_:)`` frees the libevent handles.
   private var hasHandles = true
   /// This connection's own token-bucket configuration; libevent keeps the pointer, so it lives until the close.
-  private var rateLimitConfig: OpaquePointer?
+  private var rateLimitConfig: OpaquePointer? {
+    get { extras?.rateLimitConfig }
+    set { if newValue != nil || extras != nil { madeExtras.rateLimitConfig = newValue } }
+  }
   /// The socket: ours until a bufferevent takes it over (`BEV_OPT_CLOSE_ON_FREE`).
   let fd: Int32
   private(set) var state: State
@@ -62,7 +65,10 @@ final class TCPConnection: Transport {
   /// Output passed the high-water mark and has not drained to the low one yet.
   private var flowPaused = false
   /// The producer flow control pauses and resumes; with none, flow control pauses reading.
-  private var producer: (any PushProducer)?
+  private var producer: (any PushProducer)? {
+    get { extras?.producer }
+    set { if newValue != nil || extras != nil { madeExtras.producer = newValue } }
+  }
   var writeBufferLimits = WriteBufferLimits.default {
     didSet { if flowPaused, let bev { bufferevent_setwatermark(bev, Int16(EV_WRITE), writeBufferLimits.lowWater, 0) } }
   }
@@ -81,11 +87,38 @@ final class TCPConnection: Transport {
   private var counted = false
   private(set) var peerAddress: SocketAddress
   /// The TLS layer, for a connection that speaks TLS (from the start or after `startTLS`).
-  var tls: TLSSession?
+  var tls: TLSSession? {
+    get { extras?.tls }
+    set { if newValue != nil || extras != nil { madeExtras.tls = newValue } }
+  }
   /// Set when `connect()` itself failed: the reason the attempt ends with, whatever libevent reports next.
-  var connectFailure: CloseReason?
+  var connectFailure: CloseReason? {
+    get { extras?.connectFailure }
+    set { if newValue != nil || extras != nil { madeExtras.connectFailure = newValue } }
+  }
   /// Ends a TLS handshake that takes too long in all (libevent's timeouts restart on every byte).
-  private var handshakeDeadline: (any ScheduledCall)?
+  private var handshakeDeadline: (any ScheduledCall)? {
+    get { extras?.handshakeDeadline }
+    set { if newValue != nil || extras != nil { madeExtras.handshakeDeadline = newValue } }
+  }
+
+  /// State only some connections need, made on first use: an idle plain connection
+  /// carries one pointer for all of it (it is most of what a connection costs at rest).
+  private final class Extras {
+    var rateLimitConfig: OpaquePointer?
+    var producer: (any PushProducer)?
+    var tls: TLSSession?
+    var connectFailure: CloseReason?
+    var handshakeDeadline: (any ScheduledCall)?
+    var hostAddress: SocketAddress?
+  }
+  private var extras: Extras?
+  private var madeExtras: Extras {
+    if let extras { return extras }
+    let made = Extras()
+    extras = made
+    return made
+  }
   /// Links in the reactor's ``ConnectionList``.
   var listNext: TCPConnection?
   unowned(unsafe) var listPrev: TCPConnection?
@@ -542,7 +575,10 @@ final class TCPConnection: Transport {
   var peer: SocketAddress { peerAddress }
 
   /// Asked of the socket once, on first use (a closed socket's number may belong to another).
-  private var hostAddress: SocketAddress?
+  private var hostAddress: SocketAddress? {
+    get { extras?.hostAddress }
+    set { if newValue != nil || extras != nil { madeExtras.hostAddress = newValue } }
+  }
 
   var host: SocketAddress {
     if let hostAddress { return hostAddress }

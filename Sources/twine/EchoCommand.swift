@@ -54,9 +54,11 @@ struct EchoCommand: ParsableCommand {
   private func streamFactory() -> Factory {
     let echo = CountingFactory(maxConnections: maxConnections)
     guard rateLimit != nil || totalRateLimit != nil else { return echo }
-    // A burst of one 0.1 s tick: the measured rate stays close to the configured one.
+    // A burst of a quarter second: a tick whose tokens were not all used (the peer was a
+    // round trip behind) carries them over instead of losing them, so the measured rate
+    // stays close to the configured one.
     func limit(_ rate: Int?) -> RateLimit? {
-      rate.map { RateLimit(readBytesPerSecond: $0, writeBytesPerSecond: $0, burst: max(1, $0 / 10)) }
+      rate.map { RateLimit(readBytesPerSecond: $0, writeBytesPerSecond: $0, burst: max(1, $0 / 4)) }
     }
     return ThrottlingFactory(wrapping: echo, perConnection: limit(rateLimit), total: limit(totalRateLimit))
   }

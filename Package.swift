@@ -58,11 +58,16 @@ let package = Package(
       name: "TutorialServersTests", dependencies: ["TutorialServers", "TwineTesting"], swiftSettings: strict),
     .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
     .testTarget(
-      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent"], swiftSettings: strict),
+      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "LoopbackTestSupport"],
+      swiftSettings: strict),
     .testTarget(
-      name: "EmbeddingTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI"],
+      name: "EmbeddingTests",
+      dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI", "LoopbackTestSupport"],
       swiftSettings: strict),
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
+    // Loop and client helpers the loopback test targets share (a library: test targets cannot share sources).
+    .target(
+      name: "LoopbackTestSupport", dependencies: ["Twine"], path: "Tests/LoopbackTestSupport", swiftSettings: strict),
     .testTarget(
       name: "PolicyTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "TutorialServers"],
       swiftSettings: strict),

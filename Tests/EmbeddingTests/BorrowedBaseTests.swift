@@ -1,5 +1,6 @@
 import CLibevent
 import Glibc
+import LoopbackTestSupport
 import Testing
 import TutorialServers
 

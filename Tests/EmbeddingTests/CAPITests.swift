@@ -1,6 +1,7 @@
 import CLibevent
 import CTwineAPI
 import Glibc
+import LoopbackTestSupport
 import Synchronization
 import Testing
 import TutorialServers

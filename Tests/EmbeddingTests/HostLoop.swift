@@ -1,5 +1,6 @@
 import CLibevent
 import Glibc
+import LoopbackTestSupport
 
 /// A stand-in for a C host: its own `event_base`, made with plain libevent, its own
 /// persistent timer counting ticks, and its own loop (`event_base_loop`) run by the test.

@@ -1,5 +1,6 @@
 import CLibevent
 import Glibc
+import LoopbackTestSupport
 
 /// Plain blocking sockets made without Twine, as a host program would have them.
 enum RawSockets {

@@ -1,3 +1,4 @@
+import LoopbackTestSupport
 import Synchronization
 import Testing
 import TutorialServers

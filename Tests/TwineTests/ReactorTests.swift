@@ -1,4 +1,5 @@
 import Glibc
+import LoopbackTestSupport
 import Synchronization
 import Testing
 import TutorialServers

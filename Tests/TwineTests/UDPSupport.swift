@@ -1,4 +1,5 @@
 import Glibc
+import LoopbackTestSupport
 import Testing
 
 @testable import Twine

@@ -1,4 +1,5 @@
 import Glibc
+import LoopbackTestSupport
 import Testing
 import TutorialServers
 

@@ -1,9 +1,9 @@
+// Loop and client helpers shared by the loopback test targets (TwineTests, EmbeddingTests).
 import Testing
-
-@testable import Twine
+import Twine
 
 /// Runs `reactor` until something calls `stop()`, or fails the test after `timeout` seconds.
-func run(_ reactor: Reactor, timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) {
+public func run(_ reactor: Reactor, timeout: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) {
   var timedOut = false
   let guardCall = reactor.callLater(timeout) {
     timedOut = true
@@ -15,57 +15,57 @@ func run(_ reactor: Reactor, timeout: Double = 20, sourceLocation: SourceLocatio
 }
 
 /// Deterministic test bytes: `count` bytes of a pattern that differs per `seed`.
-func pattern(_ count: Int, seed: UInt8 = 0) -> [UInt8] {
+public func pattern(_ count: Int, seed: UInt8 = 0) -> [UInt8] {
   (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8 &+ Int(seed)) }
 }
 
 /// A client that sends `message` on connect, collects what comes back until it has
 /// `expecting` bytes (then closes) or the server closes, and reports through `done`.
-final class Client: Protocol {
-  var message: [UInt8] = []
-  var expecting = Int.max
-  var received: [UInt8] = []
-  var lostReason: CloseReason?
-  var done: (Client) -> Void = { _ in }
+public final class Client: Protocol {
+  public var message: [UInt8] = []
+  public var expecting = Int.max
+  public var received: [UInt8] = []
+  public var lostReason: CloseReason?
+  public var done: (Client) -> Void = { _ in }
 
-  override func connectionMade() {
+  public override func connectionMade() {
     if !message.isEmpty { transport.write(message) }
   }
 
-  override func dataReceived(_ data: RawSpan) {
+  public override func dataReceived(_ data: RawSpan) {
     data.withUnsafeBytes { received.append(contentsOf: $0) }
     if received.count >= expecting { transport.loseConnection() }
   }
 
-  override func connectionLost(_ reason: CloseReason) {
+  public override func connectionLost(_ reason: CloseReason) {
     lostReason = reason
     done(self)
   }
 }
 
 /// A client factory that configures each `Client` and records failures.
-final class ClientMaker: ClientFactory {
-  var configure: (Client) -> Void = { _ in }
-  var failed: [CloseReason] = []
-  var onFailure: (CloseReason) -> Void = { _ in }
-  var clients: [Client] = []
+public final class ClientMaker: ClientFactory {
+  public var configure: (Client) -> Void = { _ in }
+  public var failed: [CloseReason] = []
+  public var onFailure: (CloseReason) -> Void = { _ in }
+  public var clients: [Client] = []
 
-  init() { super.init(Client.self) }
+  public init() { super.init(Client.self) }
 
-  override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
+  public override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
     let client = Client()  // no `factory`: the clients list would make a cycle
     configure(client)
     clients.append(client)
     return client
   }
 
-  override func clientConnectionFailed(_ connector: any Connector, reason: CloseReason) {
+  public override func clientConnectionFailed(_ connector: any Connector, reason: CloseReason) {
     failed.append(reason)
     onFailure(reason)
   }
 }
 
 /// A server listening on an ephemeral loopback port.
-func listen(_ reactor: Reactor, _ factory: Factory) throws -> Int {
+public func listen(_ reactor: Reactor, _ factory: Factory) throws -> Int {
   try reactor.listenTCP(0, factory: factory, interface: "127.0.0.1").address.port
 }

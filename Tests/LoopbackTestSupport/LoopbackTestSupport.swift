@@ -22,21 +22,29 @@ public func pattern(_ count: Int, seed: UInt8 = 0) -> [UInt8] {
 /// A client that sends `message` on connect, collects what comes back until it has
 /// `expecting` bytes (then closes) or the server closes, and reports through `done`.
 public final class Client: Protocol {
+  /// Sent on connect.
   public var message: [UInt8] = []
+  /// Bytes to collect before closing.
   public var expecting = Int.max
+  /// What arrived so far.
   public var received: [UInt8] = []
+  /// Why the connection ended, once it did.
   public var lostReason: CloseReason?
+  /// Called from `connectionLost`.
   public var done: (Client) -> Void = { _ in }
 
+  /// Sends ``message``.
   public override func connectionMade() {
     if !message.isEmpty { transport.write(message) }
   }
 
+  /// Collects; closes once ``expecting`` bytes arrived.
   public override func dataReceived(_ data: RawSpan) {
     data.withUnsafeBytes { received.append(contentsOf: $0) }
     if received.count >= expecting { transport.loseConnection() }
   }
 
+  /// Records the reason and calls ``done``.
   public override func connectionLost(_ reason: CloseReason) {
     lostReason = reason
     done(self)
@@ -45,13 +53,19 @@ public final class Client: Protocol {
 
 /// A client factory that configures each `Client` and records failures.
 public final class ClientMaker: ClientFactory {
+  /// Applied to each new client.
   public var configure: (Client) -> Void = { _ in }
+  /// Every connection failure, in order.
   public var failed: [CloseReason] = []
+  /// Called on each failure.
   public var onFailure: (CloseReason) -> Void = { _ in }
+  /// Every client built, in order.
   public var clients: [Client] = []
 
+  /// Makes a factory of ``Client``s.
   public init() { super.init(Client.self) }
 
+  /// A configured client, remembered in ``clients``.
   public override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
     let client = Client()  // no `factory`: the clients list would make a cycle
     configure(client)
@@ -59,6 +73,7 @@ public final class ClientMaker: ClientFactory {
     return client
   }
 
+  /// Records the failure and calls ``onFailure``.
   public override func clientConnectionFailed(_ connector: any Connector, reason: CloseReason) {
     failed.append(reason)
     onFailure(reason)

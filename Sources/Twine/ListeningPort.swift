@@ -102,7 +102,7 @@ public final class ListeningPort {
       evutil_closesocket(fd)
       return
     }
-    TCPConnection(reactor: reactor, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil, state: .connecting)
+    TCPConnection(reactor: reactor, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil)
       .start(with: proto)
   }
 

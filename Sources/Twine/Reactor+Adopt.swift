@@ -35,7 +35,7 @@ extension Reactor {
       return nil
     }
     let connection = TCPConnection(
-      reactor: self, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil, state: .connecting)
+      reactor: self, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil)
     connection.start(with: proto)
     return connection
   }
@@ -73,7 +73,7 @@ extension Reactor {
     }
     bufferevent_enable(bufferevent, Int16(EV_WRITE))
     let connection = TCPConnection(
-      reactor: self, fd: fd, bev: bufferevent, factory: factory, peer: peer, connector: nil, state: .connecting,
+      reactor: self, fd: fd, bev: bufferevent, factory: factory, peer: peer, connector: nil,
       buffered: true)
     connection.start(with: proto)
     return connection

@@ -3,8 +3,10 @@ import CLibevent
 /// TLS on a TCP connection: accepted on a TLS port, or started on an open connection.
 ///
 /// A TLS connection is a ``TCPConnection`` in buffered mode whose bufferevent is an
-/// OpenSSL one; its ``TLSSession`` holds what only TLS needs. Everything else (flow
-/// control, counters, the one close path) is the plain connection's.
+/// OpenSSL one; its ``TLSSession`` holds what only TLS needs (the handshake deadline,
+/// close_notify, the end-of-stream rules). Everything else (flow control, counters, the
+/// one close path) is the plain connection's. TLS has no half-close here: the lifecycle
+/// is told so (``StreamLifecycle/supportsHalfClose``) when the session is set.
 ///
 /// When `connectionMade` runs: after the handshake. A TLS port builds the protocol once
 /// the handshake succeeds, so a peer that speaks plaintext, presents a bad certificate or
@@ -25,7 +27,7 @@ extension TCPConnection {
     }
     let connection = TCPConnection(
       reactor: reactor, fd: fd, bev: session.bufferevent, factory: factory, peer: peer, connector: nil,
-      state: .connecting, buffered: true)
+      buffered: true)
     connection.tls = session
     connection.armHandshakeDeadline(setup.options.handshakeTimeout)
   }
@@ -33,7 +35,7 @@ extension TCPConnection {
   /// Upgrades this connection to TLS (STARTTLS); see ``Transport/startTLS(_:)``.
   /// A second call, or a call on a connection that is not open, does nothing.
   func startTLS(_ options: TLSOptions) {
-    guard state == .open, tls == nil else { return }
+    guard life.phase == .open, tls == nil else { return }
     let setup: TLSSetup
     do throws(TwineError) {
       setup = TLSSetup(context: try reactor.tlsContext(for: options), options: options)
@@ -43,13 +45,32 @@ extension TCPConnection {
     }
     // The filter needs the socket's bufferevent underneath (made now if this connection
     // never queued): plaintext still queued there leaves before the handshake.
-    guard enterBufferedMode(), let plain = currentBufferevent,
+    guard enterBufferedMode(), let plain = output.bufferevent,
       let session = TLSSession.filter(
         over: plain, setup, serverName: connectedHost ?? peer.host, base: reactor.base)
     else {
       close(.tlsFailed("cannot start TLS: \(OpenSSLError.drainQueue())"))
       return
     }
-    adoptTLSFilter(session, handshakeTimeout: options.handshakeTimeout)
+    // The filter now owns the plain bufferevent and takes its place.
+    output.replaceBufferevent(with: session.bufferevent)
+    tls = session
+    adopt(session.bufferevent)
+    armHandshakeDeadline(options.handshakeTimeout)
+    if life.pausedByFlow { output.watchDrain(to: life.limits.lowWater) }
+  }
+
+  /// The handshake finished: for `startTLS`, the protocol's reading resumes through the
+  /// filter (or stays off, with the plain bufferevent below it, while paused).
+  func tlsHandshakeCompleted(_ tls: TLSSession) {
+    tls.handshakeCompleted()
+    guard life.phase == .open || life.phase == .closing else { return }
+    setReading(false)
+    setReading(life.readingArmed)
+  }
+
+  /// Closes with `.timedOut` if the TLS handshake has not completed `seconds` from now.
+  func armHandshakeDeadline(_ seconds: Double?) {
+    tls?.armDeadline(seconds, on: reactor) { [weak self] in self?.close(.timedOut) }
   }
 }

@@ -109,7 +109,7 @@ public final class TCPConnector: Connector {
       }
     }
     let made = TCPConnection(
-      reactor: reactor, fd: fd, bev: bev, factory: factory, peer: peer, connector: self, state: .connecting,
+      reactor: reactor, fd: fd, bev: bev, factory: factory, peer: peer, connector: self,
       buffered: session != nil)
     made.tls = session
     made.armHandshakeDeadline(tls?.options.handshakeTimeout)  // bounds connect and handshake in all

@@ -26,6 +26,8 @@ final class TLSSession {
   private let verifyingPeer: Bool
   /// True until the handshake completes.
   private(set) var handshaking = true
+  /// Ends a handshake that takes too long in all (libevent's timeouts restart on every byte).
+  private var deadline: (any ScheduledCall)?
 
   private init(bufferevent: OpaquePointer, ssl: OpaquePointer, underlying: OpaquePointer?, options: TLSOptions) {
     self.bufferevent = bufferevent
@@ -100,8 +102,21 @@ final class TLSSession {
     bufferevent_set_timeouts(target, &read, &write)
   }
 
-  /// The handshake completed: the handshake timeout no longer applies.
+  /// Calls `expired` if the handshake has not completed `seconds` from now (nil, zero or
+  /// infinite: no deadline). A second call replaces the first.
+  func armDeadline(_ seconds: Double?, on scheduler: any Scheduler, expired: @escaping () -> Void) {
+    guard let seconds, seconds.isFinite, seconds > 0 else { return }
+    deadline?.cancel()
+    deadline = scheduler.callLater(seconds) { [weak self] in
+      guard let self, self.handshaking else { return }
+      expired()
+    }
+  }
+
+  /// The handshake completed: the handshake timeout and deadline no longer apply.
   func handshakeCompleted() {
+    deadline?.cancel()
+    deadline = nil
     guard handshaking else { return }
     handshaking = false
     setTimeouts(nil)
@@ -165,6 +180,8 @@ final class TLSSession {
   /// close after the handshake, send close_notify (best effort: one alert, handed to the
   /// kernel now, the peer's answer not awaited).
   func finish(sendCloseNotify: Bool) {
+    deadline?.cancel()
+    deadline = nil
     if let drainWatch, let underlying {
       evbuffer_remove_cb_entry(bufferevent_get_output(underlying), drainWatch)
       self.drainWatch = nil

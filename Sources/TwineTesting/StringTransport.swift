@@ -3,20 +3,22 @@ import TwineCore
 /// An in-memory ``Transport`` (Twisted's `StringTransport`, NIO's `EmbeddedChannel`):
 /// drive a protocol with ``receive(_:)-(String)`` and read what it wrote in ``written``.
 ///
-/// It behaves like Twine's TCP transport where a protocol can tell: the factory's
-/// counters are updated, `connectionLost` comes exactly once, and a close asked for
-/// inside a callback happens when that callback returns. As with the real transport, a
+/// It runs the same rules as Twine's TCP transport — one ``StreamLifecycle`` decides
+/// when it closes, pauses, resumes and shuts a side; this type only moves bytes — so the
+/// factory's counters are updated, `connectionLost` comes exactly once, a close asked for
+/// inside a callback happens when that callback returns, and flow control pauses and
+/// aborts at the same marks. As with the real transport, a
 /// connected protocol and its transport hold each other until the connection closes: end
 /// a test with ``peerClosed(_:)`` (or let the protocol close) so neither leaks.
 public final class StringTransport: Transport {
   /// Every byte the protocol wrote, in order.
   public private(set) var written: [UInt8] = []
   /// True once the protocol called `loseConnection()` or `abortConnection()`, or the connection closed.
-  public private(set) var disconnecting = false
+  public var disconnecting: Bool { life.isDisconnecting }
   /// True once the protocol called `abortConnection()`.
   public private(set) var aborted = false
   /// True while the protocol has paused reading.
-  public private(set) var producerPaused = false
+  public var producerPaused: Bool { life.pausedByUser }
   /// The reason `connectionLost` was given, once it was.
   public private(set) var closeReason: CloseReason?
   /// The remote address the protocol sees.
@@ -32,28 +34,33 @@ public final class StringTransport: Transport {
   /// The clock the protocol's timeouts run on; advance it to fire them.
   public let clock: ManualClock
   /// When true, writes wait in ``pendingWriteCount`` (a peer that does not read)
-  /// until ``flushWrites()``, and the flow-control limits apply to them.
+  /// until ``flushWrites(_:)``, and the flow-control limits apply to them.
   public var holdWrites = false
   /// When the protocol's producer is paused and resumed, and when the connection aborts.
-  public var writeBufferLimits = WriteBufferLimits.default
+  public var writeBufferLimits: WriteBufferLimits {
+    get { life.limits }
+    set { run(life.setLimits(newValue)) }
+  }
   /// The producer registered by the protocol, if any.
   public private(set) var producer: (any PushProducer)?
-  /// True once the protocol shut its write side with ``loseWriteConnection()``.
-  public private(set) var writeClosed = false
+  /// True once the protocol called ``loseWriteConnection()``: later writes are dropped.
+  public var writeClosed: Bool { life.writeShutRequested }
+  /// True once the write side is really shut: asked for, and every held byte flushed.
+  public var writeShut: Bool { life.writeShut }
   /// True once ``peerHalfClosed()`` shut the peer's side.
-  public private(set) var readClosed = false
+  public var readClosed: Bool { life.peerFinished }
   /// True while the transport holds the producer (or, with none, the protocol's input) paused for flow control.
-  public private(set) var writePaused = false
+  public var writePaused: Bool { life.pausedByFlow }
+  /// The rules this transport runs, as they stand (the same type the TCP transport runs).
+  public var lifecycle: StreamLifecycle { life }
 
+  private var life = StreamLifecycle()
   private var proto: Protocol?
   private var factory: Factory?
-  private var callbackDepth = 0
-  private var pendingClose: CloseReason?
-  private var heldWhilePaused: [UInt8] = []
+  /// Received bytes the protocol is not reading yet (a socket's receive buffer).
+  private var unread: [UInt8] = []
+  /// Written bytes the peer has not read yet (the output queue).
   private var held: [UInt8] = []
-  private var closingReason: CloseReason?
-  /// Set by an abort: later writes are dropped, as on the real transport.
-  private var dropWrites = false
 
   /// Makes a transport with the given addresses (defaults: 127.0.0.1:1234 → 127.0.0.1:8025).
   public init(
@@ -83,7 +90,11 @@ public final class StringTransport: Transport {
   /// Connects `proto` to this transport (`connectionMade` runs).
   public func connect(_ proto: Protocol) {
     self.proto = proto
-    inCallback { proto.makeConnection(self) }
+    life.protocolHalfCloseable = proto is any HalfCloseable
+    life.opened()
+    life.enterCallback()
+    proto.makeConnection(self)
+    leaveCallback()
   }
 
   /// True once `connectionLost` was called.
@@ -95,14 +106,12 @@ public final class StringTransport: Transport {
   /// Forgets what was written so far.
   public func clearWritten() { written.removeAll() }
 
-  /// Delivers `bytes` to the protocol as one `dataReceived` (held while paused).
+  /// Delivers `bytes` to the protocol as one `dataReceived`, or holds them while the
+  /// protocol or flow control has paused reading. Ignored once the connection is closing.
   public func receive(_ bytes: [UInt8]) {
-    guard let proto, closeReason == nil, !disconnecting else { return }
-    if producerPaused || (writePaused && producer == nil) {
-      heldWhilePaused += bytes
-      return
-    }
-    inCallback { bytes.withUnsafeBytes { proto.dataReceived($0.bytes) } }
+    guard proto != nil, life.phase == .open, !life.peerFinished else { return }
+    unread += bytes
+    deliverUnread()
   }
 
   /// Delivers the UTF-8 bytes of `text`.
@@ -112,110 +121,62 @@ public final class StringTransport: Transport {
   /// `readConnectionLost`; any other protocol's connection closes (`.closedByPeer`)
   /// once held writes are flushed.
   public func peerHalfClosed() {
-    guard let proto, closeReason == nil, !readClosed else { return }
-    readClosed = true
-    if writeClosed {
-      closeWhenFlushed(.closedByUs)
-    } else if !disconnecting, let halfCloseable = proto as? any HalfCloseable {
-      inCallback { halfCloseable.readConnectionLost() }
-    } else {
-      closeWhenFlushed(closingReason ?? .closedByPeer)
-    }
-  }
-
-  /// Closes for `reason` now if nothing is held, else once ``flushWrites(_:)`` empties the queue.
-  private func closeWhenFlushed(_ reason: CloseReason) {
-    disconnecting = true
-    closingReason = reason
-    if held.isEmpty { close(reason) }
+    guard proto != nil, closeReason == nil else { return }
+    life.enterCallback()
+    run(life.peerFinished(queued: held.count))
+    leaveCallback()
   }
 
   /// The peer closes (or resets, per `reason`): `connectionLost(reason)` follows.
-  public func peerClosed(_ reason: CloseReason = .closedByPeer) { close(reason) }
+  public func peerClosed(_ reason: CloseReason = .closedByPeer) { run(life.close(reason)) }
 
   // MARK: Transport
 
   /// Appends `data` to ``written`` (or, with ``holdWrites``, to the pending queue); ignored after close.
   public func write(_ data: RawSpan) {
-    guard closeReason == nil, !dropWrites else { return }
+    guard life.acceptsWrites, closeReason == nil else { return }
     factory?.counters.noteBytesOut(data.byteCount)
     guard holdWrites || !held.isEmpty else {  // bytes still held go first
       data.withUnsafeBytes { written.append(contentsOf: $0) }
       return
     }
     data.withUnsafeBytes { held.append(contentsOf: $0) }
-    if held.count > writeBufferLimits.hardLimit {
-      held = []
-      dropWrites = true
-      close(.bufferOverflow)
-    } else if held.count > writeBufferLimits.highWater && !writePaused {
-      writePaused = true
-      producer?.pauseProducing()
-    }
+    run(life.queueGrew(to: held.count))
   }
 
   /// Moves up to `count` held bytes (all by default) to ``written``, as a peer reading
   /// them would; resumes the producer once the queue is at the low-water mark.
   public func flushWrites(_ count: Int = .max) {
+    guard closeReason == nil else { return }
     let moved = min(count, held.count)
     written.append(contentsOf: held[..<moved])
     held.removeFirst(moved)
     // As on TCP, this runs as a callback of the connection: a close inside waits for its end.
-    inCallback {
-      if writePaused && held.count <= writeBufferLimits.lowWater && closeReason == nil {
-        writePaused = false
-        if let producer {
-          producer.resumeProducing()
-        } else if !producerPaused {
-          let bytes = heldWhilePaused
-          heldWhilePaused = []
-          if !bytes.isEmpty { receive(bytes) }
-        }
-      }
-    }
-    if held.isEmpty, let reason = closingReason, closeReason == nil { close(reason) }
+    life.enterCallback()
+    run(life.writeDrained(queued: held.count))
+    leaveCallback()
   }
 
   /// Closes once held writes are flushed (at once without ``holdWrites``): `connectionLost(reason)`.
-  public func loseConnection(reason: CloseReason) {
-    guard closeReason == nil, !disconnecting else { return }
-    disconnecting = true
-    closingReason = reason
-    // Inside a callback the close waits for its end, so later writes there still count.
-    if held.isEmpty && callbackDepth == 0 { close(reason) }
-  }
+  public func loseConnection(reason: CloseReason) { run(life.loseConnection(reason, queued: held.count)) }
 
-  /// Records the shut write side in ``writeClosed``; later writes are dropped. With the
-  /// peer's side already shut, the connection closes (`.closedByUs`).
-  public func loseWriteConnection() {
-    guard closeReason == nil, !writeClosed, !disconnecting else { return }
-    writeClosed = true
-    dropWrites = true
-    if readClosed { closeWhenFlushed(.closedByUs) }
-  }
+  /// Refuses later writes and, once held writes are flushed, shuts the write side
+  /// (``writeShut``). With the peer's side already shut, the connection closes (`.closedByUs`).
+  public func loseWriteConnection() { run(life.loseWriteConnection(queued: held.count)) }
 
   /// Closes at once, dropping held writes: `connectionLost(reason)`.
   public func abortConnection(reason: CloseReason) {
-    guard closeReason == nil else { return }
+    guard !life.isClosed else { return }
     aborted = true
-    disconnecting = true
-    dropWrites = true
-    held = []
-    close(reason)
+    run(life.close(reason))
   }
 
   /// Holds received bytes until ``resumeProducing()``.
-  public func pauseProducing() { producerPaused = true }
+  public func pauseProducing() { run(life.pause()) }
 
   /// Delivers held bytes and resumes delivery. (Unlike TCP, which delivers them from the
-  /// loop, they arrive inside this call.)
-  public func resumeProducing() {
-    guard producerPaused else { return }
-    producerPaused = false
-    let held = heldWhilePaused
-    heldWhilePaused = []
-    if !held.isEmpty { receive(held) }
-  }
+  /// loop, they arrive inside this call, or when the current callback ends.)
+  public func resumeProducing() { run(life.resume()) }
 
   /// Bytes held by ``holdWrites``; always 0 without it.
   public var pendingWriteCount: Int { held.count }
@@ -238,21 +199,26 @@ public final class StringTransport: Transport {
   public private(set) var startedTLS: TLSOptions?
 
   /// Records the call in ``startedTLS`` (with ``written`` so far, what went out in the clear);
-  /// bytes keep flowing as they are, as if TLS were in between.
+  /// bytes keep flowing as they are, as if TLS were in between. From now on, as over
+  /// TLS, there is no half-close.
   public func startTLS(_ options: TLSOptions) {
-    guard closeReason == nil, startedTLS == nil else { return }
+    guard life.phase == .open, startedTLS == nil else { return }
     startedTLS = options
+    life.supportsHalfClose = false
   }
 
   /// Records `producer`; flow control pauses and resumes it (at once, if the queue is past its high-water mark).
   public func registerProducer(_ producer: any PushProducer) {
-    guard closeReason == nil else { return }
+    guard !life.isClosed else { return }
     self.producer = producer
-    if writePaused { producer.pauseProducing() }
+    run(life.producerRegistered())
   }
 
   /// Forgets the producer.
-  public func unregisterProducer() { producer = nil }
+  public func unregisterProducer() {
+    producer = nil
+    run(life.producerUnregistered())
+  }
 
   /// Records the value in ``noDelay``.
   public func setTCPNoDelay(_ enabled: Bool) throws(SocketError) { noDelay = enabled }
@@ -260,33 +226,39 @@ public final class StringTransport: Transport {
   /// Records the value in ``keepAlive``.
   public func setKeepAlive(_ enabled: Bool) throws(SocketError) { keepAlive = enabled }
 
-  // MARK: Closing, as the real transport does it
+  // MARK: Running the lifecycle's actions
 
-  private func inCallback(_ body: () -> Void) {
-    callbackDepth += 1
-    body()
-    callbackDepth -= 1
-    guard callbackDepth == 0 else { return }
-    if let reason = pendingClose {
-      pendingClose = nil
-      finishClose(reason)
-    } else if let reason = closingReason, held.isEmpty, closeReason == nil {
-      finishClose(reason)
+  private func leaveCallback() { run(life.leaveCallback(queued: held.count)) }
+
+  /// Runs what the lifecycle decided. Reading needs no switching here: ``receive(_:)``
+  /// asks the lifecycle, and starting to read delivers what waited.
+  private func run(_ actions: StreamActions) {
+    guard !actions.isEmpty, closeReason == nil else { return }
+    if actions.pauseProducer { producer?.pauseProducing() }
+    if actions.resumeProducer { producer?.resumeProducing() }
+    if actions.startReading { deliverUnread() }
+    if actions.readConnectionLost, let halfCloseable = proto as? any HalfCloseable {
+      halfCloseable.readConnectionLost()
+    }
+    if let reason = actions.finishClose { finishClose(reason) }
+  }
+
+  /// Hands what waits in ``unread`` to the protocol while it wants input, as one read.
+  private func deliverUnread() {
+    while life.wantsInput, !unread.isEmpty, let proto {
+      let bytes = unread
+      unread = []
+      life.enterCallback()
+      bytes.withUnsafeBytes { proto.dataReceived($0.bytes) }
+      leaveCallback()
     }
   }
 
-  private func close(_ reason: CloseReason) {
-    guard closeReason == nil, pendingClose == nil else { return }
-    if callbackDepth > 0 {
-      pendingClose = reason
-    } else {
-      finishClose(reason)
-    }
-  }
-
+  /// The one close: drops what is held, updates the counters, calls `connectionLost`.
   private func finishClose(_ reason: CloseReason) {
     closeReason = reason
-    disconnecting = true
+    held = []
+    unread = []
     factory?.counters.noteClosed()
     let proto = self.proto
     let producer = self.producer

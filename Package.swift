@@ -57,6 +57,7 @@ let package = Package(
     .testTarget(
       name: "TutorialServersTests", dependencies: ["TutorialServers", "TwineTesting"], swiftSettings: strict),
     .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
+    .testTarget(name: "TwineCoreTests", dependencies: ["TwineCore"], swiftSettings: strict),
     .testTarget(
       name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "LoopbackTestSupport"],
       swiftSettings: strict),

@@ -10,8 +10,9 @@
 /// reactor.listenTCP(8025, factory: limited)
 /// ```
 open class Factory {
-  /// The protocol class this factory builds: the one passed to ``init(_:counters:)``,
-  /// or the closure's declared result type for ``init(counters:_:)``.
+  /// The protocol class this factory builds: the one passed to ``init(_:counters:)``, or the
+  /// closure's result type for ``init(counters:_:)`` (name it, `{ peer -> Greeter? in ... }`,
+  /// when a closure of several statements would otherwise give `Protocol`).
   public let protocolType: Protocol.Type
 
   /// Live, accepted and refused connections and bytes in/out, updated by the transports.

@@ -6,7 +6,7 @@
 ///
 /// ```swift
 /// let plain = Factory(Echo.self)
-/// let limited = Factory { peer in CountingEcho(maxConnections: 10) }
+/// let limited = Factory { _ in CountingEcho(maxConnections: 10) }
 /// reactor.listenTCP(8025, factory: limited)
 /// ```
 open class Factory {

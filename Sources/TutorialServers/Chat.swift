@@ -16,21 +16,35 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   /// This user's nick while connected.
   public private(set) var nick = ""
 
-  private var chat: ChatFactory? { factory as? ChatFactory }
+  /// The room this user is in (``ChatFactory`` builds each user with itself as the room),
+  /// or nil for a user made by `init()`, which is closed as soon as it connects.
+  public let room: ChatFactory?
+
+  /// A user of `room`.
+  public init(room: ChatFactory) {
+    self.room = room
+    super.init()
+  }
+
+  /// A user with no room: it closes as soon as it connects.
+  public required init() {
+    room = nil
+    super.init()
+  }
 
   /// Joins the room: greets, tells the others, starts the idle timeout.
   public override func connectionMade() {
-    guard let chat else {
+    guard let room else {
       transport.loseConnection()
       return
     }
-    maxLength = chat.maxLineLength
-    let limit = chat.maxPendingBytes
+    maxLength = room.maxLineLength
+    let limit = room.maxPendingBytes
     transport.writeBufferLimits = WriteBufferLimits(lowWater: limit / 4, highWater: limit / 2, hardLimit: limit)
-    nick = chat.join(self)
+    nick = room.join(self)
     sendLine("* welcome, \(nick); /nick NAME to rename, /quit to leave")
-    chat.broadcast("* \(nick) joined", from: self)
-    if let idle = chat.idleTimeout { setTimeout(idle) }
+    room.broadcast("* \(nick) joined", from: self)
+    if let idle = room.idleTimeout { setTimeout(idle) }
   }
 
   /// Any bytes from the user count as activity.
@@ -41,10 +55,10 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
 
   /// A command, or a message for everyone else.
   public override func lineReceived(_ line: RawSpan) {
-    guard let chat, line.byteCount > 0 else { return }
+    guard let room, line.byteCount > 0 else { return }
     let bytes = line.bytes
     guard bytes.first == UInt8(ascii: "/") else {
-      chat.broadcast(Array("<\(nick)> ".utf8) + ChatFactory.printable(bytes), from: self)
+      room.broadcast(Array("<\(nick)> ".utf8) + ChatFactory.printable(bytes), from: self)
       return
     }
     let text = String(decoding: bytes, as: UTF8.self)
@@ -63,7 +77,7 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   /// Leaves the room and tells the others why.
   public override func connectionLost(_ reason: CloseReason) {
     setTimeout(nil)
-    chat?.leave(self, reason: reason)
+    room?.leave(self, reason: reason)
   }
 
   /// Says why, then closes as ``TimeoutMixin`` does by default.
@@ -77,12 +91,12 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   }
 
   private func rename(to name: [UInt8]) {
-    guard let chat else { return }
-    switch chat.rename(self, to: name) {
+    guard let room else { return }
+    switch room.rename(self, to: name) {
     case .success(let old):
       nick = String(decoding: name, as: UTF8.self)
       sendLine("* you are now \(nick)")
-      chat.broadcast("* \(old) is now \(nick)", from: self)
+      room.broadcast("* \(old) is now \(nick)", from: self)
     case .failure(let error):
       sendLine("! \(error)")
     }
@@ -131,6 +145,13 @@ public final class ChatFactory: Factory {
     self.maxPendingBytes = maxPendingBytes
     self.idleTimeout = idleTimeout
     super.init(ChatProtocol.self)
+  }
+
+  /// A new user of this room, with this factory as its ``Protocol/factory``.
+  public override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
+    let user = ChatProtocol(room: self)
+    user.factory = self
+    return user
   }
 
   /// The nicks in use, in joining order.

@@ -1,19 +1,37 @@
 import TwineCore
 
-/// The tutorial's counting Echo: echoes, but a connection that would take the
-/// factory past ``CountingFactory/maxConnections`` is told so and closed.
+/// The tutorial's counting Echo: echoes, but a connection that would take its
+/// factory's live count past ``maxConnections`` is told so and closed.
 ///
 /// The transport counts the connection as live before `connectionMade` and stops
 /// counting it after `connectionLost`, refused ones included, so the count stays right.
+/// The count is that of the factory that built it (``Protocol/factory``), so build it with
+/// a closure factory, or with ``CountingFactory``:
+///
+/// ```swift
+/// let factory = Factory { _ in CountingEcho(maxConnections: 10) }
+/// ```
 public final class CountingEcho: Protocol {
   /// The exact refusal text.
   public static let refusal = "Too many connections, try later"
 
+  /// How many connections the factory may have open at once; the next one is refused.
+  public let maxConnections: Int
+
+  /// An echo that refuses a connection past `maxConnections` live ones.
+  public init(maxConnections: Int) {
+    self.maxConnections = maxConnections
+    super.init()
+  }
+
+  /// An echo with the tutorial's limit of 100 (what `Factory(CountingEcho.self)` builds).
+  public required convenience init() { self.init(maxConnections: 100) }
+
   /// Refuses the connection (says why, then closes) when it takes the count past the limit.
   public override func connectionMade() {
-    guard let factory = factory as? CountingFactory else { return }
-    if factory.counters.live > factory.maxConnections {
-      factory.counters.noteRefused()
+    guard let counters = factory?.counters else { return }
+    if counters.live > maxConnections {
+      counters.noteRefused()
       transport.write(Self.refusal)
       transport.loseConnection()
     }
@@ -25,7 +43,7 @@ public final class CountingEcho: Protocol {
   }
 }
 
-/// The factory for ``CountingEcho``: holds the limit all its connections share.
+/// The factory for ``CountingEcho``: builds each one with the limit all its connections share.
 public final class CountingFactory: Factory {
   /// How many connections may be open at once; the next one is refused.
   public let maxConnections: Int
@@ -33,6 +51,6 @@ public final class CountingFactory: Factory {
   /// Makes a factory that serves at most `maxConnections` at once (the tutorial's 100).
   public init(maxConnections: Int = 100) {
     self.maxConnections = maxConnections
-    super.init(CountingEcho.self)
+    super.init { _ in CountingEcho(maxConnections: maxConnections) }
   }
 }

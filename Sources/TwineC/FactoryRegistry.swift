@@ -11,8 +11,9 @@ import Twine
 /// ```swift
 /// @_cdecl("myproto_register")
 /// public func register() {
-///   FactoryRegistry.register("chat") { parameters in
-///     ChatFactory(room: parameters.string("room", default: "lobby"))
+///   FactoryRegistry.register("limited-echo") { parameters throws(FactoryParameters.Invalid) in
+///     let limit = try parameters.integer("limit", default: 10, in: 0...1000)
+///     return Factory { _ in CountingEcho(maxConnections: limit) }
 ///   }
 /// }
 /// ```

@@ -13,7 +13,12 @@ public protocol Connector: AnyObject {
 }
 
 /// A ``Factory`` for outgoing connections: it also hears how attempts fail and
-/// how connections end (Twisted's `ClientFactory`).
+/// how connections end (Twisted's `ClientFactory`). It has both of ``Factory``'s forms
+/// (`Greeter` is the example of ``Factory/init(counters:_:)``):
+///
+/// ```swift
+/// reactor.connectTCP("127.0.0.1", 8025, factory: ClientFactory { _ in Greeter(greeting: "hi") })
+/// ```
 open class ClientFactory: Factory {
   /// An attempt started.
   open func startedConnecting(_ connector: any Connector) {}

@@ -30,6 +30,16 @@ open class ReconnectingClientFactory: ClientFactory {
     if let random { generator = random }
   }
 
+  /// Makes a reconnecting factory that builds each protocol with `build` (nil refuses), as
+  /// ``Factory/init(counters:_:)`` does; `random` makes the jitter repeatable in tests.
+  public init<P: Protocol>(
+    random: (any RandomNumberGenerator)? = nil, _ build: @escaping (_ peer: SocketAddress) -> P?
+  ) {
+    super.init(build)
+    delay = initialDelay
+    if let random { generator = random }
+  }
+
   open override func clientConnectionFailed(_ connector: any Connector, reason: CloseReason) {
     if continueTrying { retry(connector) }
   }

@@ -8,7 +8,7 @@ import TutorialServers
 @testable import Twine
 
 /// `adoptStreamSocket`: serving sockets a host accepted or connected itself, and who owns them.
-@Suite("Adopting sockets", .serialized)
+@Suite("Adopting sockets")
 struct AdoptTests {
   @Test("an adopted accepted fd serves echo to a plain peer; Twine closes the fd when the connection ends")
   func adoptedAcceptedSocket() throws {

@@ -10,6 +10,7 @@ import TutorialServers
 @testable import TwineC
 
 /// Twine's C API (twine.h), called through the header exactly as a C host calls it.
+// Serialized: FactoryRegistry is process-wide; one test registers a factory, another lists the names.
 @Suite("C API", .serialized)
 struct CAPITests {
   /// The status code of `status` (twine.h's enum), for comparing with what the calls return.
@@ -262,19 +263,19 @@ struct CAPITests {
   @Test("a factory registered from Swift is made by name, with its parameters checked")
   func registeredFactory() throws {
     final class Shout: Protocol {
+      var prefix = ""
       override func dataReceived(_ data: RawSpan) {
-        let prefix = (factory as! Shouting).prefix
         transport.write(prefix + data.utf8String.uppercased())
       }
     }
-    final class Shouting: Factory {
-      let prefix: String
-      init(prefix: String) {
-        self.prefix = prefix
-        super.init(Shout.self)
+    FactoryRegistry.register("shout") { parameters in
+      let prefix = parameters.string("prefix", default: "")
+      return Factory { _ in
+        let shout = Shout()
+        shout.prefix = prefix
+        return shout
       }
     }
-    FactoryRegistry.register("shout") { parameters in Shouting(prefix: parameters.string("prefix", default: "")) }
     #expect(FactoryRegistry.names.contains("shout"))
     var factory: OpaquePointer?
     #expect(twine_factory_new("shout", "volume=11", &factory) == Self.code(TWINE_EINVAL))
@@ -293,6 +294,17 @@ struct CAPITests {
     var counters = twine_counters()
     #expect(host.run { twine_factory_counters(factory, &counters) == 0 && counters.bytes_out == 3 })
     #expect(RawSockets.receive(fd, count: 3) == Array(">HI".utf8))
+
+    // FactoryRegistry's doc comment example.
+    FactoryRegistry.register("limited-echo") { parameters throws(FactoryParameters.Invalid) in
+      let limit = try parameters.integer("limit", default: 10, in: 0...1000)
+      return Factory { _ in CountingEcho(maxConnections: limit) }
+    }
+    var limited: OpaquePointer?
+    try #require(twine_factory_new("limited-echo", "limit=3", &limited) == Self.code(TWINE_OK))
+    defer { _ = twine_factory_free(limited) }
+    let built = FactoryHandle.table.get(limited)?.factory.buildProtocol(SocketAddress(ipv4: (127, 0, 0, 1), port: 1))
+    #expect((built as? CountingEcho)?.maxConnections == 3)
   }
 
   @Test("twine_adopt_bufferevent serves the host's bufferevent; NULL and another base's are TWINE_EINVAL")

@@ -24,24 +24,36 @@ func connectFrom(_ source: String, to port: Int) -> Int32 {
   return fd
 }
 
-/// Counts the most connections its factory had open at once.
-final class Peak: Protocol {
-  nonisolated(unsafe) static var open = 0
-  nonisolated(unsafe) static var peak = 0
-  override func connectionMade() {
-    Self.open += 1
-    Self.peak = max(Self.peak, Self.open)
+/// How many of a test's connections are open, and the most that were at once.
+final class Tally {
+  var open = 0
+  var peak = 0
+
+  /// A factory of `Peak`s that count into this tally.
+  func factory() -> Factory {
+    Factory { _ in
+      let peak = Peak()
+      peak.tally = self
+      return peak
+    }
   }
-  override func connectionLost(_ reason: CloseReason) { Self.open -= 1 }
 }
 
-@Suite("Policies over loopback", .serialized)
+/// Counts its connection in its tally while it is open.
+final class Peak: Protocol {
+  var tally = Tally()
+  override func connectionMade() {
+    tally.open += 1
+    tally.peak = max(tally.peak, tally.open)
+  }
+  override func connectionLost(_ reason: CloseReason) { tally.open -= 1 }
+}
+
+@Suite("Policies over loopback")
 struct PolicyLoopbackTests {
   /// Opens 500 connections at once, 100 from each of 127.0.0.1 … 127.0.0.5, and runs the
   /// reactor until the factory has answered all of them.
   func flood(_ factory: Factory) throws -> [Int32] {
-    Peak.open = 0
-    Peak.peak = 0
     let reactor = try Reactor()
     let port = try reactor.listenTCP(0, factory: factory, backlog: 1024, interface: "127.0.0.1").address.port
     var fds: [Int32] = []
@@ -61,17 +73,18 @@ struct PolicyLoopbackTests {
 
   @Test("500 simultaneous connects against a total limit of 100: 100 served, 400 refused")
   func totalLimitUnderFlood() throws {
-    let factory = ConnectionLimitFactory(wrapping: Factory(Peak.self), maxConnections: 100)
+    let tally = Tally()
+    let factory = ConnectionLimitFactory(wrapping: tally.factory(), maxConnections: 100)
     let fds = try flood(factory)
     defer { for fd in fds { close(fd) } }
     #expect(factory.counters.accepted == 100)
     #expect(factory.counters.refused == 400)
-    #expect(Peak.peak == 100)
+    #expect(tally.peak == 100)
   }
 
   @Test("500 simultaneous connects from 5 addresses against 30 per peer: 150 served, 350 refused")
   func perPeerLimitUnderFlood() throws {
-    let factory = ConnectionLimitFactory(wrapping: Factory(Peak.self), maxPerPeer: 30)
+    let factory = ConnectionLimitFactory(wrapping: Tally().factory(), maxPerPeer: 30)
     let fds = try flood(factory)
     defer { for fd in fds { close(fd) } }
     #expect(factory.counters.accepted == 150)
@@ -81,19 +94,26 @@ struct PolicyLoopbackTests {
 
   @Test("half a netstring then silence: the idle timeout drops that client; a well-behaved one is answered")
   func halfFrameThenSilence() throws {
+    final class Log {
+      var reasons: [CloseReason] = []
+      var frames: [String] = []
+    }
     final class Answer: NetstringReceiver {
-      nonisolated(unsafe) static var reasons: [CloseReason] = []
-      nonisolated(unsafe) static var frames: [String] = []
+      var log = Log()
       override func stringReceived(_ string: RawSpan) {
-        Self.frames.append(string.utf8String)
+        log.frames.append(string.utf8String)
         sendString("ok")
       }
-      override func connectionLost(_ reason: CloseReason) { Self.reasons.append(reason) }
+      override func connectionLost(_ reason: CloseReason) { log.reasons.append(reason) }
     }
-    Answer.reasons = []
-    Answer.frames = []
+    let log = Log()
+    let answers = Factory { _ in
+      let answer = Answer()
+      answer.log = log
+      return answer
+    }
     let reactor = try Reactor()
-    let factory = TimeoutFactory(wrapping: Factory(Answer.self), timeout: 0.3)
+    let factory = TimeoutFactory(wrapping: answers, timeout: 0.3)
     let port = try reactor.listenTCP(0, factory: factory, interface: "127.0.0.1").address.port
     let stalled = connectFrom("127.0.0.1", to: port)
     let good = connectFrom("127.0.0.1", to: port)
@@ -108,7 +128,7 @@ struct PolicyLoopbackTests {
         _ = "10:half".withCString { send(stalled, $0, 7, Int32(MSG_NOSIGNAL)) }
         _ = "5:hello,".withCString { send(good, $0, 8, Int32(MSG_NOSIGNAL)) }
       }
-      if !Answer.reasons.isEmpty { reactor.stop() }
+      if !log.reasons.isEmpty { reactor.stop() }
     }
     poll.start(interval: 0.02)
     var timedOut = false
@@ -119,8 +139,8 @@ struct PolicyLoopbackTests {
     reactor.run()
     guardCall.cancel()
     #expect(!timedOut)
-    #expect(Answer.frames == ["hello"])
-    #expect(Answer.reasons.first == .timedOut)
+    #expect(log.frames == ["hello"])
+    #expect(log.reasons.first == .timedOut)
     var reply = [UInt8](repeating: 0, count: 16)
     let got = recv(good, &reply, reply.count, Int32(MSG_DONTWAIT))
     #expect(got == 5 && Array(reply[..<5]) == Array("2:ok,".utf8))
@@ -129,22 +149,27 @@ struct PolicyLoopbackTests {
   @Test("a client that connects and sends nothing is dropped by the idle timeout; others are served")
   func silentClientTimedOut() throws {
     final class Watch: Protocol {
-      nonisolated(unsafe) static var reasons: [CloseReason] = []
+      var onLost: (CloseReason) -> Void = { _ in }
       override func dataReceived(_ data: RawSpan) { transport.write(data) }
-      override func connectionLost(_ reason: CloseReason) { Self.reasons.append(reason) }
+      override func connectionLost(_ reason: CloseReason) { onLost(reason) }
     }
-    Watch.reasons = []
+    var reasons: [CloseReason] = []
+    let watches = Factory { _ in
+      let watch = Watch()
+      watch.onLost = { reasons.append($0) }
+      return watch
+    }
     let reactor = try Reactor()
-    let factory = TimeoutFactory(wrapping: Factory(Watch.self), timeout: 0.3)
+    let factory = TimeoutFactory(wrapping: watches, timeout: 0.3)
     let port = try reactor.listenTCP(0, factory: factory, interface: "127.0.0.1").address.port
     let silent = connectFrom("127.0.0.1", to: port)
     defer { close(silent) }
-    let poll = LoopingCall(reactor) { if Watch.reasons.count == 1 { reactor.stop() } }
+    let poll = LoopingCall(reactor) { if reasons.count == 1 { reactor.stop() } }
     poll.start(interval: 0.02)
     let guardCall = reactor.callLater(10) { reactor.stop() }
     reactor.run()
     guardCall.cancel()
-    #expect(Watch.reasons == [.timedOut])
+    #expect(reasons == [.timedOut])
     #expect(factory.counters.live == 0)
     var byte: UInt8 = 0
     #expect(recv(silent, &byte, 1, 0) <= 0)  // closed on the peer's side too

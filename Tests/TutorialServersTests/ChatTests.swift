@@ -184,3 +184,32 @@ struct ChatTests {
     #expect(!room[0].isClosed)
   }
 }
+
+@Suite("Chat users and their room")
+struct ChatRoomTests {
+  @Test("a user takes its room from init(room:), not from its factory: a closure factory can serve a room")
+  func roomFromInit() {
+    let room = ChatFactory()
+    let other = Factory { _ in ChatProtocol(room: room) }
+    let first = StringTransport(peer: SocketAddress(ipv4: (127, 0, 0, 1), port: 2000))
+    let second = StringTransport(peer: SocketAddress(ipv4: (127, 0, 0, 1), port: 2001))
+    defer {
+      first.peerClosed()
+      second.peerClosed()
+    }
+    let user = first.connect(factory: room)
+    second.connect(factory: other)
+    #expect(user?.factory === room)
+    #expect(room.nicknames == ["guest-1", "guest-2"])
+    #expect(first.writtenString.hasSuffix("* guest-2 joined\r\n"))
+  }
+
+  @Test("a user made by init() has no room and is closed as soon as it connects")
+  func noRoomCloses() {
+    let transport = StringTransport()
+    defer { transport.peerClosed() }
+    transport.connect(factory: Factory(ChatProtocol.self))
+    #expect(transport.written.isEmpty)
+    #expect(transport.closeReason == .closedByUs)
+  }
+}

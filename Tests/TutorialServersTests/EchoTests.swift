@@ -113,4 +113,28 @@ struct CountingEchoTests {
     #expect(client.writtenString == CountingEcho.refusal)
     #expect(factory.counters.live == 0)
   }
+
+  @Test("a closure factory gives CountingEcho its limit; it counts with that factory's counters")
+  func closureFactoryLimit() {
+    let factory = Factory { _ in CountingEcho(maxConnections: 1) }
+    let first = StringTransport()
+    let second = StringTransport()
+    defer {
+      first.peerClosed()
+      second.peerClosed()
+    }
+    first.connect(factory: factory)
+    second.connect(factory: factory)
+    #expect(first.writtenString.isEmpty)
+    #expect(second.writtenString == CountingEcho.refusal)
+    #expect(second.closeReason == .closedByUs)
+    #expect(factory.counters.refused == 1)
+    #expect(factory.counters.live == 1)
+  }
+
+  @Test("Factory(CountingEcho.self) has the tutorial's limit of 100")
+  func typeFormDefaultLimit() {
+    #expect(CountingEcho().maxConnections == 100)
+    #expect(CountingFactory().maxConnections == 100)
+  }
 }

@@ -59,6 +59,7 @@ final class Recording: Factory {
   }
 }
 
+// Serialized: two tests measure the process's RSS while 100 MiB go by; the others would inflate it.
 @Suite("Framing against hostile peers over loopback", .serialized)
 struct HostileLoopbackTests {
   static let hundredMiB = 100 << 20

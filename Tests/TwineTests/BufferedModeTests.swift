@@ -7,45 +7,46 @@ import TutorialServers
 
 /// An echo that moves its connection to buffered mode (through a rate limit) at a chosen point.
 final class LimitedEcho: Protocol {
-  nonisolated(unsafe) static var limit: RateLimit? = RateLimit(readBytesPerSecond: 1 << 30)
-  nonisolated(unsafe) static var group: RateLimitGroup?
-  nonisolated(unsafe) static var switchAfterFirstRead = false
-  nonisolated(unsafe) static var pauseEachRead: Reactor?
+  var limit: RateLimit? = RateLimit(readBytesPerSecond: 1 << 30)
+  var group: RateLimitGroup?
+  var switchAfterFirstRead = false
+  weak var pauseEachRead: Reactor?
   private var reads = 0
 
   override func connectionMade() {
-    if !Self.switchAfterFirstRead { throttle() }
+    if !switchAfterFirstRead { throttle() }
   }
 
   private func throttle() {
-    if let limit = Self.limit { transport.setRateLimit(limit) }
-    if let group = Self.group { transport.joinRateLimitGroup(group) }
+    if let limit { transport.setRateLimit(limit) }
+    if let group { transport.joinRateLimitGroup(group) }
   }
 
   override func dataReceived(_ data: RawSpan) {
     transport.write(data)
     reads += 1
-    if reads == 1 && Self.switchAfterFirstRead { throttle() }
-    if let reactor = Self.pauseEachRead {
+    if reads == 1 && switchAfterFirstRead { throttle() }
+    if let reactor = pauseEachRead {
       transport.pauseProducing()
       reactor.callLater(0.001) { [weak self] in self?.transport.resumeProducing() }
     }
   }
 }
 
-@Suite("Buffered mode and rate limits", .serialized)
+// Not serialized: the rate tests check lower bounds only, which running beside others cannot break.
+@Suite("Buffered mode and rate limits")
 struct BufferedModeTests {
-  init() {
-    LimitedEcho.limit = RateLimit(readBytesPerSecond: 1 << 30)
-    LimitedEcho.group = nil
-    LimitedEcho.switchAfterFirstRead = false
-    LimitedEcho.pauseEachRead = nil
-  }
-
-  /// Echoes `size` bytes through a LimitedEcho server; returns the client and the seconds it took.
-  func echo(_ size: Int, clients count: Int = 1) throws -> (received: [[UInt8]], seconds: Double, server: Factory) {
+  /// Echoes `size` bytes through a LimitedEcho server that `configure` sets up; returns the
+  /// client and the seconds it took.
+  func echo(
+    _ size: Int, clients count: Int = 1, configure: @escaping (LimitedEcho) -> Void = { _ in }
+  ) throws -> (received: [[UInt8]], seconds: Double, server: Factory) {
     let reactor = try Reactor()
-    let server = Factory(LimitedEcho.self)
+    let server = Factory { _ in
+      let echo = LimitedEcho()
+      configure(echo)
+      return echo
+    }
     let port = try listen(reactor, server)
     let message = pattern(size, seed: 9)
     let clients = ClientMaker()
@@ -75,15 +76,17 @@ struct BufferedModeTests {
 
   @Test("switching to buffered mode after the first read loses and repeats no byte")
   func switchMidStream() throws {
-    LimitedEcho.switchAfterFirstRead = true
-    _ = try echo(4 << 20)
+    _ = try echo(4 << 20) { $0.switchAfterFirstRead = true }
   }
 
   @Test("pausing after every read in buffered mode still delivers every byte, in order")
   func pauseInBufferedMode() throws {
     let reactor = try Reactor()
-    LimitedEcho.pauseEachRead = reactor
-    let server = Factory(LimitedEcho.self)
+    let server = Factory { [unowned reactor] _ in
+      let echo = LimitedEcho()
+      echo.pauseEachRead = reactor
+      return echo
+    }
     let port = try listen(reactor, server)
     let message = pattern(1 << 20, seed: 4)
     let clients = ClientMaker()
@@ -100,47 +103,52 @@ struct BufferedModeTests {
   @Test("a read rate limit slows the transfer down (never faster than the limit allows)")
   func readLimitSlowsDown() throws {
     // 256 KiB at 512 KiB/s with a 64 KiB burst: at least ~0.37 s; a lower bound only, so no flake.
-    LimitedEcho.limit = RateLimit(readBytesPerSecond: 512 << 10, burst: 64 << 10)
-    let result = try echo(256 << 10)
+    let result = try echo(256 << 10) { $0.limit = RateLimit(readBytesPerSecond: 512 << 10, burst: 64 << 10) }
     #expect(result.seconds > 0.3)
   }
 
   @Test("connections in one rate-limit group share its rate")
   func groupSharesRate() throws {
     // Three clients × 128 KiB through one 512 KiB/s group: at least ~0.6 s together.
-    LimitedEcho.limit = nil
-    LimitedEcho.group = RateLimitGroup(RateLimit(readBytesPerSecond: 512 << 10, burst: 64 << 10))
-    let result = try echo(128 << 10, clients: 3)
+    let group = RateLimitGroup(RateLimit(readBytesPerSecond: 512 << 10, burst: 64 << 10))
+    let result = try echo(128 << 10, clients: 3) { echo in
+      echo.limit = nil
+      echo.group = group
+    }
     #expect(result.received.count == 3)
     #expect(result.seconds > 0.5)
   }
 }
 
-@Suite("Closing throttled and queued connections", .serialized)
+@Suite("Closing throttled and queued connections")
 struct ThrottledCloseTests {
   @Test("a client that sets a rate limit and closes in connectionMade ends cleanly")
   func rateLimitThenCloseInConnectionMade() throws {
     final class Quitter: Protocol {
-      nonisolated(unsafe) static var lost: [CloseReason] = []
+      var onLost: (CloseReason) -> Void = { _ in }
       override func connectionMade() {
         transport.setRateLimit(RateLimit(readBytesPerSecond: 1000, writeBytesPerSecond: 1000))
         transport.write("bye")
         transport.loseConnection()
       }
-      override func connectionLost(_ reason: CloseReason) { Self.lost.append(reason) }
+      override func connectionLost(_ reason: CloseReason) { onLost(reason) }
     }
-    Quitter.lost = []
-    final class Quitters: ClientFactory {
-      init() { super.init(Quitter.self) }
+    var lost: [CloseReason] = []
+    let quitters = {
+      ClientFactory { _ in
+        let quitter = Quitter()
+        quitter.onLost = { lost.append($0) }
+        return quitter
+      }
     }
     let reactor = try Reactor()
     let server = Factory(Echo.self)
     let port = try listen(reactor, server)
-    for _ in 0..<20 { reactor.connectTCP("127.0.0.1", port, factory: Quitters()) }
-    let poll = LoopingCall(reactor) { if Quitter.lost.count == 20 && server.counters.live == 0 { reactor.stop() } }
+    for _ in 0..<20 { reactor.connectTCP("127.0.0.1", port, factory: quitters()) }
+    let poll = LoopingCall(reactor) { if lost.count == 20 && server.counters.live == 0 { reactor.stop() } }
     poll.start(interval: 0.02)
     run(reactor)
-    #expect(Quitter.lost == Array(repeating: .closedByUs, count: 20))
+    #expect(lost == Array(repeating: .closedByUs, count: 20))
   }
 
   @Test("shutdown hands queued output to the kernel before closing")

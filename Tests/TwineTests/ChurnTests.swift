@@ -1,31 +1,37 @@
 import LoopbackTestSupport
-import Synchronization
 import Testing
 import TutorialServers
 
 @testable import Twine
 
-/// Counts its live instances, to find leaked protocols.
+/// How many `CountedEcho`s of one test are alive, to find leaked protocols.
+final class LiveCount {
+  var value = 0
+}
+
+/// An echo that counts itself in its test's `LiveCount` while it exists.
 final class CountedEcho: Protocol {
-  static let live = Atomic<Int>(0)
-  required init() {
+  let live: LiveCount
+  init(live: LiveCount) {
+    self.live = live
     super.init()
-    Self.live.add(1, ordering: .relaxed)
+    live.value += 1
   }
-  deinit { Self.live.subtract(1, ordering: .relaxed) }
+  required convenience init() { self.init(live: LiveCount()) }
+  deinit { live.value -= 1 }
   override func dataReceived(_ data: RawSpan) { transport.write(data) }
 }
 
-@Suite("Connection churn", .serialized)
+@Suite("Connection churn")
 struct ChurnTests {
   @Test("10,000 connect/echo/disconnect cycles: counters exact, nothing left alive")
   func tenThousandCycles() throws {
     let total = 10_000
     let inFlight = 50
-    let before = CountedEcho.live.load(ordering: .relaxed)
+    let live = LiveCount()
     do {
       let reactor = try Reactor()
-      let server = Factory(CountedEcho.self)
+      let server = Factory { _ in CountedEcho(live: live) }
       let port = try listen(reactor, server)
       let clients = ClientMaker()
       var started = 0
@@ -65,6 +71,6 @@ struct ChurnTests {
       #expect(reactor.connections.isEmpty)
       #expect(server.counters.live == 0)
     }
-    #expect(CountedEcho.live.load(ordering: .relaxed) == before, "protocols leaked")
+    #expect(live.value == 0, "protocols leaked")
   }
 }

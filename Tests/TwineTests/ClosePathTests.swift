@@ -7,24 +7,29 @@ import TutorialServers
 
 /// Writes `size` bytes on connect, then loseConnection.
 final class BulkWriter: Protocol {
-  nonisolated(unsafe) static var size = 16 << 20
-  nonisolated(unsafe) static var lost: [CloseReason] = []
+  var size = 16 << 20
+  var onLost: (CloseReason) -> Void = { _ in }
   override func connectionMade() {
-    transport.write(pattern(Self.size, seed: 7))
+    transport.write(pattern(size, seed: 7))
     transport.loseConnection()
     transport.write([1, 2, 3])  // still accepted while disconnecting
   }
-  override func connectionLost(_ reason: CloseReason) { Self.lost.append(reason) }
+  override func connectionLost(_ reason: CloseReason) { onLost(reason) }
 }
 
-@Suite("Closing connections", .serialized)
+@Suite("Closing connections")
 struct ClosePathTests {
   @Test("loseConnection after writing 16 MiB delivers every byte to a slow reader")
   func loseConnectionFlushes() throws {
-    BulkWriter.size = 16 << 20
-    BulkWriter.lost = []
+    var lost: [CloseReason] = []
     let reactor = try Reactor()
-    let port = try listen(reactor, Factory(BulkWriter.self))
+    let server = Factory { _ in
+      let writer = BulkWriter()
+      writer.size = 16 << 20
+      writer.onLost = { lost.append($0) }
+      return writer
+    }
+    let port = try listen(reactor, server)
     let clients = ClientMaker()
     clients.configure = { client in client.done = { _ in reactor.stop() } }
     reactor.connectTCP("127.0.0.1", port, factory: clients)
@@ -36,29 +41,35 @@ struct ClosePathTests {
     #expect(client.received.count == (16 << 20) + 3)
     #expect(client.received.prefix(16 << 20).elementsEqual(pattern(16 << 20, seed: 7)))
     #expect(client.lostReason == .closedByPeer)
-    #expect(BulkWriter.lost == [.closedByUs])
+    #expect(lost == [.closedByUs])
   }
 
   @Test("a peer reset mid-write reports .reset and the server keeps serving")
   func peerResetMidWrite() throws {
     final class Writer: Protocol {
-      nonisolated(unsafe) static var lost: [CloseReason] = []
+      weak var reactor: Reactor?
+      var onLost: (CloseReason) -> Void = { _ in }
       var loop: LoopingCall?
       override func connectionMade() {
         let chunk = [UInt8](repeating: 7, count: 64 << 10)
-        loop = LoopingCall(DelayedCallHost.reactor!) { [unowned self] in self.transport.write(chunk) }
+        loop = LoopingCall(reactor!) { [unowned self] in self.transport.write(chunk) }
         loop?.start(interval: 0.001)
       }
       override func connectionLost(_ reason: CloseReason) {
         loop?.stop()
-        Self.lost.append(reason)
+        onLost(reason)
       }
     }
     let reactor = try Reactor()
-    DelayedCallHost.reactor = reactor
-    defer { DelayedCallHost.reactor = nil }
-    Writer.lost = []
-    let port = try listen(reactor, Factory(Writer.self))
+    var lost: [CloseReason] = []
+    let port = try listen(
+      reactor,
+      Factory { [unowned reactor] _ in
+        let writer = Writer()
+        writer.reactor = reactor
+        writer.onLost = { lost.append($0) }
+        return writer
+      })
     let echoPort = try listen(reactor, Factory(Echo.self))
     let clients = ClientMaker()
     reactor.connectTCP("127.0.0.1", port, factory: clients)
@@ -76,21 +87,21 @@ struct ClosePathTests {
       client.done = { _ in reactor.stop() }
     }
     let watch = LoopingCall(reactor) {
-      if !Writer.lost.isEmpty && echoClients.clients.isEmpty {
+      if !lost.isEmpty && echoClients.clients.isEmpty {
         reactor.connectTCP("127.0.0.1", echoPort, factory: echoClients)
       }
     }
     watch.start(interval: 0.01)
     run(reactor)
     watch.stop()
-    #expect(Writer.lost == [.reset])
+    #expect(lost == [.reset])
     #expect(echoClients.clients.first?.received == [9, 9])
   }
 
   @Test("close calls inside dataReceived are safe; writes after loseConnection in the same callback still go out")
   func closeInsideCallbacks() throws {
     final class Closer: Protocol {
-      nonisolated(unsafe) static var lost: [CloseReason] = []
+      var onLost: (CloseReason) -> Void = { _ in }
       override func dataReceived(_ data: RawSpan) {
         transport.write(data)
         if data.byteCount > 0 && data.withUnsafeBytes({ $0[0] }) == UInt8(ascii: "a") {
@@ -104,15 +115,19 @@ struct ClosePathTests {
         }
       }
       override func connectionLost(_ reason: CloseReason) {
-        Self.lost.append(reason)
+        onLost(reason)
         transport.write("after close")  // ignored, not a crash
         transport.pauseProducing()
         transport.resumeProducing()
       }
     }
-    Closer.lost = []
+    var lost: [CloseReason] = []
     let reactor = try Reactor()
-    let server = Factory(Closer.self)
+    let server = Factory { _ in
+      let closer = Closer()
+      closer.onLost = { lost.append($0) }
+      return closer
+    }
     let port = try listen(reactor, server)
     let clients = ClientMaker()
     var done = 0
@@ -126,7 +141,7 @@ struct ClosePathTests {
     reactor.connectTCP("127.0.0.1", port, factory: clients)
     reactor.callLater(0.1) { reactor.connectTCP("127.0.0.1", port, factory: clients) }
     run(reactor)
-    #expect(Closer.lost.sorted { "\($0)" < "\($1)" } == [.aborted, .closedByUs])
+    #expect(lost.sorted { "\($0)" < "\($1)" } == [.aborted, .closedByUs])
     #expect(clients.clients.last?.received == Array("lose!".utf8))
     #expect(server.counters.live == 0)
     #expect(reactor.connections.isEmpty)
@@ -135,23 +150,23 @@ struct ClosePathTests {
   @Test("stopping the reactor closes open connections with .reactorShutdown")
   func shutdownClosesConnections() throws {
     final class Holder: Protocol {
-      nonisolated(unsafe) static var lost: [CloseReason] = []
-      override func connectionLost(_ reason: CloseReason) { Self.lost.append(reason) }
+      var onLost: (CloseReason) -> Void = { _ in }
+      override func connectionLost(_ reason: CloseReason) { onLost(reason) }
     }
-    Holder.lost = []
+    var lost: [CloseReason] = []
     let reactor = try Reactor()
-    let port = try listen(reactor, Factory(Holder.self))
+    let server = Factory { _ in
+      let holder = Holder()
+      holder.onLost = { lost.append($0) }
+      return holder
+    }
+    let port = try listen(reactor, server)
     let clients = ClientMaker()
     reactor.connectTCP("127.0.0.1", port, factory: clients)
     reactor.callLater(0.2) { reactor.stop() }
     run(reactor)
-    #expect(Holder.lost == [.reactorShutdown])
+    #expect(lost == [.reactorShutdown])
     #expect(clients.clients.first?.lostReason == .reactorShutdown)
     #expect(reactor.connections.isEmpty && reactor.ports.isEmpty)
   }
-}
-
-/// Lets a protocol class reach the test's reactor.
-enum DelayedCallHost {
-  nonisolated(unsafe) static var reactor: Reactor?
 }

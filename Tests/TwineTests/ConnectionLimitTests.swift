@@ -4,7 +4,7 @@ import TutorialServers
 
 @testable import Twine
 
-@Suite("Counting Echo over loopback", .serialized)
+@Suite("Counting Echo over loopback")
 struct ConnectionLimitTests {
   @Test("150 clients against a limit of 100: 100 served, 50 refused, then served again")
   func refusesPastTheLimit() throws {

@@ -38,11 +38,11 @@ func silentPeer(port: Int) -> Int32 {
 
 /// Writes `total` bytes in 64 KiB chunks as fast as flow control lets it (a push producer).
 final class Firehose: Protocol, PushProducer {
-  nonisolated(unsafe) static var total = 1 << 30
-  nonisolated(unsafe) static var reactor: Reactor?
-  nonisolated(unsafe) static var pauses = 0
-  nonisolated(unsafe) static var written = 0
-  nonisolated(unsafe) static var lost: CloseReason?
+  var total = 1 << 30
+  weak var reactor: Reactor?
+  private(set) var pauses = 0
+  private(set) var written = 0
+  private(set) var lost: CloseReason?
   private var paused = false
   private let chunk = [UInt8](repeating: 0x5a, count: 64 << 10)
 
@@ -52,48 +52,50 @@ final class Firehose: Protocol, PushProducer {
   }
 
   private func produce() {
-    while !paused && connected && Self.written < Self.total {
+    while !paused && connected && written < total {
       transport.write(chunk)
-      Self.written += chunk.count
+      written += chunk.count
     }
   }
 
   func pauseProducing() {
     paused = true
-    Self.pauses += 1
+    pauses += 1
   }
 
   func resumeProducing() {
     paused = false
-    Self.reactor?.callLater(0) { [weak self] in self?.produce() }
+    reactor?.callLater(0) { [weak self] in self?.produce() }
   }
 
   func stopProducing() { paused = true }
 
-  override func connectionLost(_ reason: CloseReason) { Self.lost = reason }
+  override func connectionLost(_ reason: CloseReason) { lost = reason }
 }
 
 /// Ignores flow control: writes everything at once.
 final class Ignorer: Protocol {
-  nonisolated(unsafe) static var lost: CloseReason?
+  private(set) var lost: CloseReason?
   override func connectionMade() {
     let chunk = [UInt8](repeating: 1, count: 1 << 20)
     for _ in 0..<200 where connected { transport.write(chunk) }
   }
-  override func connectionLost(_ reason: CloseReason) { Self.lost = reason }
+  override func connectionLost(_ reason: CloseReason) { lost = reason }
 }
 
+// Serialized: the first test measures the whole process's RSS, which the hard-limit test would inflate.
 @Suite("Flow control against peers that do not read", .serialized)
 struct FlowControlTests {
   @Test("a producer writing 1 GiB to a peer that never reads is paused; memory stays bounded")
   func producerPausedForSilentPeer() throws {
     let reactor = try Reactor()
-    Firehose.reactor = reactor
-    Firehose.pauses = 0
-    Firehose.written = 0
-    Firehose.lost = nil
-    defer { Firehose.reactor = nil }
-    let server = Factory(Firehose.self)
+    var firehose: Firehose?
+    let server = Factory { [unowned reactor] _ in
+      let hose = Firehose()
+      hose.reactor = reactor
+      firehose = hose
+      return hose
+    }
     let port = try listen(reactor, server)
     let before = residentBytes()
     let peer = silentPeer(port: port)
@@ -105,13 +107,14 @@ struct FlowControlTests {
     sampler.stop()
     Glibc.close(peer)
     // The peer never read: only what fits in the socket buffers and one high-water mark may be out.
-    #expect(Firehose.pauses >= 1)
-    #expect(Firehose.written < 64 << 20)
+    let hose = try #require(firehose)
+    #expect(hose.pauses >= 1)
+    #expect(hose.written < 64 << 20)
     // AddressSanitizer holds freed memory in quarantine (256 MiB): RSS says nothing there.
     if !runningUnderAddressSanitizer {
       #expect(peak - before < 64 << 20, "RSS grew by \(peak - before) bytes")
     }
-    #expect(Firehose.lost == .reactorShutdown)
+    #expect(hose.lost == .reactorShutdown)
   }
 
   @Test("an echo whose peer sends but never reads stops reading at the high-water mark")
@@ -145,14 +148,18 @@ struct FlowControlTests {
   @Test("a writer that ignores flow control is aborted with .bufferOverflow at the hard limit")
   func hardLimitAborts() throws {
     let reactor = try Reactor()
-    Ignorer.lost = nil
-    let server = Factory(Ignorer.self)
+    var ignorer: Ignorer?
+    let server = Factory { _ in
+      let made = Ignorer()
+      ignorer = made
+      return made
+    }
     let port = try listen(reactor, server)
     let peer = silentPeer(port: port)
     reactor.callLater(1) { reactor.stop() }
     reactor.run()
     Glibc.close(peer)
-    #expect(Ignorer.lost == .bufferOverflow)
+    #expect(try #require(ignorer).lost == .bufferOverflow)
     #expect(server.counters.live == 0)
   }
 }

@@ -8,14 +8,14 @@ import TutorialServers
 
 /// Collects the whole request, answers once the peer has shut its side, then closes ours.
 final class Collector: Protocol, HalfCloseable {
-  nonisolated(unsafe) static var lost: CloseReason?
+  private(set) var lost: CloseReason?
   private var request: [UInt8] = []
   override func dataReceived(_ data: RawSpan) { data.withUnsafeBytes { request.append(contentsOf: $0) } }
   func readConnectionLost() {
     transport.write(request.reversed())
     transport.loseWriteConnection()
   }
-  override func connectionLost(_ reason: CloseReason) { Self.lost = reason }
+  override func connectionLost(_ reason: CloseReason) { lost = reason }
 }
 
 /// Connects, sends `request`, shuts the write side, reads to end of stream; returns the reply.
@@ -46,7 +46,7 @@ func askHalfClosed(port: Int, _ request: [UInt8]) -> [UInt8] {
   return reply
 }
 
-@Suite("Half-close", .serialized)
+@Suite("Half-close")
 struct HalfCloseTests {
   final class Reply: @unchecked Sendable { var bytes: [UInt8] = [] }
 
@@ -68,24 +68,34 @@ struct HalfCloseTests {
 
   @Test("a client that sends a request then shuts its write side still receives the whole reply")
   func halfClosedPeerGetsReply() throws {
-    Collector.lost = nil
+    var collector: Collector?
+    let factory = Factory { _ in
+      let made = Collector()
+      collector = made
+      return made
+    }
     let request = pattern(3 << 20, seed: 8)
-    let reply = try exchange(Factory(Collector.self), request)
+    let reply = try exchange(factory, request)
     #expect(reply.count == request.count)
     #expect(reply == request.reversed())
-    #expect(Collector.lost == .closedByUs)
+    #expect(try #require(collector).lost == .closedByUs)
   }
 
   @Test("without the opt-in, the peer's end of stream ends the connection after the echo is flushed")
   func withoutOptInPeerCloseEnds() throws {
     final class Plain: Protocol {
-      nonisolated(unsafe) static var lost: CloseReason?
+      private(set) var lost: CloseReason?
       override func dataReceived(_ data: RawSpan) { transport.write(data) }
-      override func connectionLost(_ reason: CloseReason) { Self.lost = reason }
+      override func connectionLost(_ reason: CloseReason) { lost = reason }
     }
-    Plain.lost = nil
-    let reply = try exchange(Factory(Plain.self), Array("ping".utf8))
+    var plain: Plain?
+    let factory = Factory { _ in
+      let made = Plain()
+      plain = made
+      return made
+    }
+    let reply = try exchange(factory, Array("ping".utf8))
     #expect(reply == Array("ping".utf8))
-    #expect(Plain.lost == .closedByPeer)
+    #expect(try #require(plain).lost == .closedByPeer)
   }
 }

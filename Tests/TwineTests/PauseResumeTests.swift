@@ -7,25 +7,29 @@ import TutorialServers
 
 /// Pauses after each read for a moment, so bytes pile up in the kernel meanwhile.
 final class Stutterer: Protocol {
-  nonisolated(unsafe) static var reactor: Reactor?
-  nonisolated(unsafe) static var pauses = 0
+  weak var reactor: Reactor?
+  private(set) var pauses = 0
   override func dataReceived(_ data: RawSpan) {
     transport.write(data)
     transport.pauseProducing()
-    Self.pauses += 1
-    Self.reactor?.callLater(0.002) { [weak self] in self?.transport.resumeProducing() }
+    pauses += 1
+    reactor?.callLater(0.002) { [weak self] in self?.transport.resumeProducing() }
   }
 }
 
-@Suite("Pausing and resuming reads", .serialized)
+@Suite("Pausing and resuming reads")
 struct PauseResumeTests {
   @Test("a protocol that pauses after every read still receives every byte, in order")
   func pausedReadsLoseNothing() throws {
     let reactor = try Reactor()
-    Stutterer.reactor = reactor
-    Stutterer.pauses = 0
-    defer { Stutterer.reactor = nil }
-    let port = try listen(reactor, Factory(Stutterer.self))
+    var stutterer: Stutterer?
+    let server = Factory { [unowned reactor] _ in
+      let made = Stutterer()
+      made.reactor = reactor
+      stutterer = made
+      return made
+    }
+    let port = try listen(reactor, server)
     let message = pattern(2 << 20, seed: 3)
     let clients = ClientMaker()
     clients.configure = { client in
@@ -36,7 +40,7 @@ struct PauseResumeTests {
     reactor.connectTCP("127.0.0.1", port, factory: clients)
     run(reactor, timeout: 60)
     #expect(clients.clients.first?.received == message)
-    #expect(Stutterer.pauses > 1)
+    #expect(try #require(stutterer).pauses > 1)
   }
 
   @Test("a peer that sends then shuts its write side still gets the whole echo")

@@ -6,7 +6,7 @@ import TutorialServers
 
 @testable import Twine
 
-@Suite("Reactor scheduling and threads", .serialized)
+@Suite("Reactor scheduling and threads")
 struct ReactorTests {
   @Test("callLater runs calls in time order; cancel drops one; reset moves one")
   func callLaterOrdering() throws {

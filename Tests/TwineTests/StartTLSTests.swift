@@ -7,9 +7,9 @@ import Testing
 /// writes `greeting` in plaintext, upgrades, and either echoes or writes `afterUpgrade`
 /// chunks of `ChunkedStream` and closes.
 final class StartTLSServer: Protocol {
-  nonisolated(unsafe) static var greeting: [UInt8] = []
+  var greeting: [UInt8] = []
   /// Bytes of `ChunkedStream` to write right after the upgrade, then close; nil: echo.
-  nonisolated(unsafe) static var afterUpgrade: Int?
+  var afterUpgrade: Int?
   var onLost: () -> Void = {}
   var plaintext: [UInt8] = []
   var secured: [UInt8] = []
@@ -25,10 +25,10 @@ final class StartTLSServer: Protocol {
     data.withUnsafeBytes { plaintext.append(contentsOf: $0) }
     guard plaintext.ends(with: Array("STARTTLS\n".utf8)) else { return }
     upgraded = true
-    transport.write(Self.greeting)
+    transport.write(greeting)
     transport.write("GO\n")
     transport.startTLS(TestCertificates.server())
-    if let total = Self.afterUpgrade {
+    if let total = afterUpgrade {
       ChunkedStream.write(total, to: transport)  // waits for the handshake
       transport.loseConnection()
     }
@@ -83,19 +83,20 @@ extension Array where Element == UInt8 {
   }
 }
 
-@Suite("startTLS", .serialized)
+@Suite("startTLS")
 struct StartTLSTests {
-  init() {
-    StartTLSServer.greeting = []
-    StartTLSServer.afterUpgrade = nil
-  }
-
-  /// Runs one STARTTLS exchange; returns both ends and the server's factory.
-  func exchange(payload: [UInt8], expecting: Int, checked: Bool = false, pausedUntilServerCloses: Bool = false) throws
-    -> (server: StartTLSServer, client: StartTLSClient, Factory)
-  {
+  /// Runs one STARTTLS exchange, the server sending `greeting` and `afterUpgrade` (see
+  /// `StartTLSServer`); returns both ends and the server's factory.
+  func exchange(
+    greeting: [UInt8] = [], afterUpgrade: Int? = nil, payload: [UInt8], expecting: Int, checked: Bool = false,
+    pausedUntilServerCloses: Bool = false
+  ) throws -> (server: StartTLSServer, client: StartTLSClient, Factory) {
     let reactor = try Reactor()
     let servers = StartTLSServers()
+    servers.configure = { server in
+      server.greeting = greeting
+      server.afterUpgrade = afterUpgrade
+    }
     let port = try reactor.listenTCP(0, factory: servers, interface: "127.0.0.1").address.port
     let clients = StartTLSClients()
     clients.configure = { client in
@@ -120,12 +121,12 @@ struct StartTLSTests {
   @Test("a plain connection upgraded mid-stream: plaintext before, TLS after, no byte lost or repeated")
   func upgradeMidStream() throws {
     // Enough plaintext that part of it is still queued when the upgrade starts.
-    StartTLSServer.greeting = pattern(2 << 20, seed: 5)
+    let greeting = pattern(2 << 20, seed: 5)
     let payload = pattern(1 << 20, seed: 6)
-    let (server, client, factory) = try exchange(payload: payload, expecting: payload.count)
+    let (server, client, factory) = try exchange(greeting: greeting, payload: payload, expecting: payload.count)
     #expect(server.plaintext == Array("hello\nSTARTTLS\n".utf8))
-    #expect(client.plaintext.count == StartTLSServer.greeting.count + 3)
-    #expect(firstDifference(client.plaintext, StartTLSServer.greeting + Array("GO\n".utf8)) == nil)
+    #expect(client.plaintext.count == greeting.count + 3)
+    #expect(firstDifference(client.plaintext, greeting + Array("GO\n".utf8)) == nil)
     #expect(firstDifference(server.secured, payload) == nil)
     #expect(firstDifference(client.secured, payload) == nil)
     #expect(client.lostReason == .closedByUs)
@@ -135,8 +136,7 @@ struct StartTLSTests {
 
   @Test("16 MiB written right after startTLS, then loseConnection, arrives whole and closes cleanly")
   func bulkAfterUpgrade() throws {
-    StartTLSServer.afterUpgrade = 16 << 20
-    let (server, client, _) = try exchange(payload: [], expecting: 16 << 20, checked: true)
+    let (server, client, _) = try exchange(afterUpgrade: 16 << 20, payload: [], expecting: 16 << 20, checked: true)
     #expect(client.checker?.count == 16 << 20)
     #expect(client.checker?.firstMismatch == nil)
     #expect(client.lostReason == .closedByPeer)
@@ -146,8 +146,8 @@ struct StartTLSTests {
   func tailBeforeCloseNotifyThroughFilter() throws {
     // The client pauses from its upgrade until the server has written 40 kB after its own,
     // sent close_notify and closed: the last record and the alert are read together.
-    StartTLSServer.afterUpgrade = 40_000
-    let (server, client, _) = try exchange(payload: [], expecting: 40_000, checked: true, pausedUntilServerCloses: true)
+    let (server, client, _) = try exchange(
+      afterUpgrade: 40_000, payload: [], expecting: 40_000, checked: true, pausedUntilServerCloses: true)
     #expect(server.lostReason == .closedByUs)
     #expect(client.checker?.count == 40_000)
     #expect(client.checker?.firstMismatch == nil)
@@ -155,8 +155,9 @@ struct StartTLSTests {
   }
 }
 
-/// Keeps the `StartTLSServer`s it builds.
+/// Configures and keeps the `StartTLSServer`s it builds.
 final class StartTLSServers: Factory {
+  var configure: (StartTLSServer) -> Void = { _ in }
   var built: [StartTLSServer] = []
   /// Called when one of its servers' connection is lost.
   var onLost: () -> Void = {}
@@ -166,6 +167,7 @@ final class StartTLSServers: Factory {
   override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
     let server = StartTLSServer()  // no `factory`: the built list would make a cycle
     server.onLost = { [weak self] in self?.onLost() }
+    configure(server)
     built.append(server)
     return server
   }

@@ -59,8 +59,8 @@ struct TLSDeadlineTests {
       }
     }
     final class UpgradingClient: Protocol {
-      nonisolated(unsafe) static var received: [UInt8] = []
-      nonisolated(unsafe) static var lost: CloseReason?
+      private(set) var received: [UInt8] = []
+      private(set) var lost: CloseReason?
       override func connectionMade() { transport.write("STARTTLS\n") }
       override func dataReceived(_ data: RawSpan) {
         if data.utf8String == "go\n" {
@@ -68,24 +68,25 @@ struct TLSDeadlineTests {
           transport.write("secret")
           return
         }
-        Self.received += data.bytes
-        if Self.received.count >= 6 { transport.loseConnection() }
+        received += data.bytes
+        if received.count >= 6 { transport.loseConnection() }
       }
-      override func connectionLost(_ reason: CloseReason) { Self.lost = reason }
+      override func connectionLost(_ reason: CloseReason) { lost = reason }
     }
-    UpgradingClient.received = []
-    UpgradingClient.lost = nil
-    final class Clients: ClientFactory {
-      init() { super.init(UpgradingClient.self) }
+    var client: UpgradingClient?
+    let clients = ClientFactory { _ in
+      let made = UpgradingClient()
+      client = made
+      return made
     }
     let reactor = try Reactor()
     let server = Factory(Upgrader.self)
     let port = try reactor.listenTCP(0, factory: server, interface: "127.0.0.1").address.port
-    reactor.connectTCP("127.0.0.1", port, factory: Clients())
-    let poll = LoopingCall(reactor) { if UpgradingClient.lost != nil && server.counters.live == 0 { reactor.stop() } }
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    let poll = LoopingCall(reactor) { if client?.lost != nil && server.counters.live == 0 { reactor.stop() } }
     poll.start(interval: 0.02)
     run(reactor, timeout: 20)
-    #expect(UpgradingClient.received == Array("secret".utf8))
-    #expect(UpgradingClient.lost == .closedByUs)
+    #expect(client?.received == Array("secret".utf8))
+    #expect(client?.lost == .closedByUs)
   }
 }

@@ -47,12 +47,9 @@ enum TestCertificates {
       localhost: generate(in: folder, name: "localhost", subjectAltName: "DNS:localhost,IP:127.0.0.1"),
       wrongName: generate(in: folder, name: "wrong.example", subjectAltName: "DNS:wrong.example"),
       client: generate(in: folder, name: "twine-test-client", subjectAltName: "DNS:twine-test-client"))
-    folderToRemove = folder
-    atexit { if let folder = TestCertificates.folderToRemove { try? FileManager.default.removeItem(atPath: folder) } }
+    atexit { try? FileManager.default.removeItem(atPath: TestCertificates.made.folder) }
     return made
   }()
-
-  nonisolated(unsafe) private static var folderToRemove: String?
 
   /// `openssl req -x509`: a P-256 key and a self-signed certificate valid for two days.
   /// (posix_spawn rather than Foundation's Process, which leaks a weak reference per run.)

@@ -65,13 +65,11 @@ final class PlainUNIXSocket {
   }
 }
 
-/// Builds a `Protocol` that records its transport's peer address and credentials.
+/// A `Protocol` that reports its transport's peer address and credentials to `onMade`.
 final class CredentialRecorder: Protocol {
-  nonisolated(unsafe) static var seen: [(peer: SocketAddress, credentials: PeerCredentials?)] = []
-  nonisolated(unsafe) static var onMade: () -> Void = {}
+  var onMade: (_ peer: SocketAddress, _ credentials: PeerCredentials?) -> Void = { _, _ in }
 
   override func connectionMade() {
-    Self.seen.append((transport.peer, transport.peerCredentials))
-    Self.onMade()
+    onMade(transport.peer, transport.peerCredentials)
   }
 }

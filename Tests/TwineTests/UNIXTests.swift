@@ -5,7 +5,7 @@ import TutorialServers
 
 @testable import Twine
 
-@Suite("UNIX-domain stream sockets", .serialized)
+@Suite("UNIX-domain stream sockets")
 struct UNIXTests {
   /// Echoes `message` over a UNIX socket at `path` with a fresh reactor; the client's received bytes.
   func echo(_ message: [UInt8], at path: String) throws -> Client? {
@@ -137,37 +137,50 @@ struct UNIXTests {
     let folder = try SocketFolder()
     let path = folder.file("creds.sock")
     let reactor = try Reactor()
-    CredentialRecorder.seen = []
-    CredentialRecorder.onMade = { if CredentialRecorder.seen.count == 3 { reactor.stop() } }
-    defer { CredentialRecorder.onMade = {} }  // a static must not keep the reactor alive past the test
-    try reactor.listenUNIX(path, factory: Factory(CredentialRecorder.self))
-    reactor.connectUNIX(path, factory: ClientFactory(CredentialRecorder.self))
+    var seen: [(peer: SocketAddress, credentials: PeerCredentials?)] = []
+    let recorder = { [unowned reactor] (_: SocketAddress) in
+      let recorder = CredentialRecorder()
+      recorder.onMade = { peer, credentials in
+        seen.append((peer, credentials))
+        if seen.count == 3 { reactor.stop() }
+      }
+      return recorder
+    }
+    try reactor.listenUNIX(path, factory: Factory(recorder))
+    reactor.connectUNIX(path, factory: ClientFactory(recorder))
     let tcpPort = try listen(reactor, Factory(Echo.self))
-    reactor.connectTCP("127.0.0.1", tcpPort, factory: ClientFactory(CredentialRecorder.self))
+    reactor.connectTCP("127.0.0.1", tcpPort, factory: ClientFactory(recorder))
     run(reactor)
     let ours = PeerCredentials(pid: getpid(), uid: getuid(), gid: getgid())
-    let unix = CredentialRecorder.seen.filter { if case .unix = $0.peer.kind { true } else { false } }
+    let unix = seen.filter { if case .unix = $0.peer.kind { true } else { false } }
     #expect(unix.count == 2)
     #expect(unix.allSatisfy { $0.credentials == ours }, "\(unix.map { String(describing: $0.credentials) })")
     #expect(unix.contains { $0.peer.host == path }, "the client's peer is the server's path")
     #expect(unix.contains { $0.peer.host == "" }, "the server's peer is the unnamed client socket")
-    let tcp = CredentialRecorder.seen.filter { if case .ipv4 = $0.peer.kind { true } else { false } }
+    let tcp = seen.filter { if case .ipv4 = $0.peer.kind { true } else { false } }
     #expect(tcp.count == 1 && tcp.first?.credentials == nil)
   }
 
   @Test("TCP_NODELAY fails on a UNIX connection with a SocketError and the connection keeps working")
   func noDelayIsHarmless() throws {
     final class Prober: Protocol {
-      nonisolated(unsafe) static var noDelayError: SocketError?
+      private(set) var noDelayError: SocketError?
       override func connectionMade() {
-        do throws(SocketError) { try transport.setTCPNoDelay(true) } catch { Self.noDelayError = error }
+        do throws(SocketError) { try transport.setTCPNoDelay(true) } catch { noDelayError = error }
         transport.write("probed")
       }
     }
     let folder = try SocketFolder()
     let path = folder.file("nodelay.sock")
     let reactor = try Reactor()
-    try reactor.listenUNIX(path, factory: Factory(Prober.self))
+    var prober: Prober?
+    try reactor.listenUNIX(
+      path,
+      factory: Factory { _ in
+        let made = Prober()
+        prober = made
+        return made
+      })
     let clients = ClientMaker()
     clients.configure = { client in
       client.expecting = 6
@@ -176,7 +189,7 @@ struct UNIXTests {
     reactor.connectUNIX(path, factory: clients)
     run(reactor)
     #expect(clients.clients.first?.received == Array("probed".utf8))
-    #expect(Prober.noDelayError?.code == EOPNOTSUPP)
+    #expect(prober?.noDelayError?.code == EOPNOTSUPP)
   }
 
   @Test("stopListening and reactor shutdown remove the socket file")

@@ -3,9 +3,11 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
+// Linux only: Twine imports Glibc and uses eventfd, SO_PEERCRED and epoll (through libevent). SwiftPM cannot
+// declare "Linux only", so no Apple platform is listed, and Sources/Twine/Platform.swift stops any other
+// build with an #error that says so.
 let package = Package(
   name: "Twine",
-  platforms: [.macOS(.v15)],
   products: [
     .library(name: "Twine", targets: ["Twine"]),
     .library(name: "TwineCore", targets: ["TwineCore"]),

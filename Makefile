@@ -36,12 +36,15 @@ build: deps-build
 run: build
 	$(TWINE_RELEASE) echo --port $(PORT)
 
-# The whole suite: unit and loopback tests, again under AddressSanitizer, a short fuzz of each
-# framing parser, the example C host, then the benchmark harness smoke.
-test: deps-test test-debug test-asan fuzz-smoke test-c-host smoke
+# The whole suite: the format lint, unit and loopback tests (built with the import check), again
+# under AddressSanitizer, a short fuzz of each framing parser, the example C host, then the
+# benchmark harness smoke.
+test: deps-test lint test-debug test-asan fuzz-smoke test-c-host smoke
 
+# --explicit-target-dependency-import-check error: a target that imports a module of this package
+# without declaring it a dependency fails the build (it would build here only by luck of order).
 test-debug:
-	$(SWIFT) build --build-tests
+	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
 	$(SWIFT) test --skip-build
 
 test-asan:
@@ -96,8 +99,9 @@ test-c-host: c-host
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Fuzz Package.swift
 
+# --strict: a lint warning fails `make test` (and so CI); `make format` fixes most of them.
 lint:
-	$(SWIFT) format lint --recursive Sources Tests Fuzz
+	$(SWIFT) format lint --strict --recursive Sources Tests Fuzz Package.swift
 
 clean:
 	rm -rf .build .build-asan

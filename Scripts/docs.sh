@@ -10,7 +10,8 @@
 # printed and counted; with STRICT=1 they fail too.
 set -eu
 swift=${SWIFT:-swift}
-docc=${DOCC:-docc}
+# The toolchain's docc: on PATH, else beside swift.
+docc=${DOCC:-$(command -v docc || echo "$(dirname "$(readlink -f "$(command -v "$swift")")")/docc")}
 out=${1:-.build/docs}
 modules="TwineCore TwineProtocols TwineTesting Twine"
 cd "$(dirname "$0")/.."

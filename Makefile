@@ -11,7 +11,7 @@ PORT ?= 8025
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build run test test-debug test-asan smoke fuzz fuzz-smoke deps-build deps-test bench bench-quick format lint clean
-.PHONY: install c-host test-c-host
+.PHONY: install c-host test-c-host docs
 
 all: build
 
@@ -36,12 +36,15 @@ build: deps-build
 run: build
 	$(TWINE_RELEASE) echo --port $(PORT)
 
-# The whole suite: unit and loopback tests, again under AddressSanitizer, a short fuzz of each
-# framing parser, the example C host, then the benchmark harness smoke.
-test: deps-test test-debug test-asan fuzz-smoke test-c-host smoke
+# The whole suite: the format lint, unit and loopback tests (built with the import check), the
+# DocC catalogs, the tests again under AddressSanitizer, a short fuzz of each framing parser, the
+# example C host, then the benchmark harness smoke.
+test: deps-test lint test-debug docs test-asan fuzz-smoke test-c-host smoke
 
+# --explicit-target-dependency-import-check error: a target that imports a module of this package
+# without declaring it a dependency fails the build (it would build here only by luck of order).
 test-debug:
-	$(SWIFT) build --build-tests
+	$(SWIFT) build --build-tests --explicit-target-dependency-import-check error
 	$(SWIFT) test --skip-build
 
 test-asan:
@@ -93,11 +96,17 @@ test-c-host: c-host
 	  $(abspath .build-asan/c-host/host)
 	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan
 
+# DocC for TwineCore, TwineProtocols, TwineTesting and Twine under .build/docs, with the toolchain's
+# docc (no swift-docc-plugin dependency; see Scripts/docs.sh): a broken link in a catalog fails.
+docs:
+	SWIFT=$(SWIFT) Scripts/docs.sh .build/docs
+
 format:
 	$(SWIFT) format --in-place --recursive Sources Tests Fuzz Package.swift
 
+# --strict: a lint warning fails `make test` (and so CI); `make format` fixes most of them.
 lint:
-	$(SWIFT) format lint --recursive Sources Tests Fuzz
+	$(SWIFT) format lint --strict --recursive Sources Tests Fuzz Package.swift
 
 clean:
 	rm -rf .build .build-asan

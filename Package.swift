@@ -3,9 +3,11 @@ import PackageDescription
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
 
+// Linux only: Twine imports Glibc and uses eventfd, SO_PEERCRED and epoll (through libevent). SwiftPM cannot
+// declare "Linux only", so no Apple platform is listed, and Sources/Twine/Platform.swift stops any other
+// build with an #error that says so.
 let package = Package(
   name: "Twine",
-  platforms: [.macOS(.v15)],
   products: [
     .library(name: "Twine", targets: ["Twine"]),
     .library(name: "TwineCore", targets: ["TwineCore"]),
@@ -35,12 +37,16 @@ let package = Package(
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
-    .target(name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols"], swiftSettings: strict),
+    // The factories the C API registers by name ("echo": CountingEcho, "hello": HelloHD), apart from the
+    // tutorial's servers so that libtwine does not link TutorialServers (the chat, TwineProtocols).
+    .target(name: "TwineBuiltins", dependencies: ["TwineCore"], swiftSettings: strict),
+    .target(
+      name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols", "TwineBuiltins"], swiftSettings: strict),
     .target(name: "CTwineAPI", exclude: ["twine.pc.in", "twine-static.pc.in", "exports.map", "install.sh"]),
     .target(
       name: "TwineC",
       dependencies: [
-        "CTwineAPI", "Twine", "TutorialServers", "CLibevent", .product(name: "Logging", package: "swift-log"),
+        "CTwineAPI", "Twine", "TwineBuiltins", "CLibevent", .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strict),
     .executableTarget(
@@ -63,7 +69,9 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "EmbeddingTests",
-      dependencies: ["Twine", "TutorialServers", "CLibevent", "TwineC", "CTwineAPI", "LoopbackTestSupport"],
+      dependencies: [
+        "Twine", "TutorialServers", "TwineBuiltins", "CLibevent", "TwineC", "CTwineAPI", "LoopbackTestSupport",
+      ],
       swiftSettings: strict),
     .testTarget(name: "CLITests", dependencies: [], swiftSettings: strict),
     // Loop and client helpers the loopback test targets share (a library: test targets cannot share sources).

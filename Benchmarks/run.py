@@ -46,6 +46,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)  # the repository
 BIN = os.path.join(HERE, "bin")
 LOADGEN = os.path.join(BIN, "loadgen")
 NIO_SERVER = os.path.join(HERE, "nio", ".build", "release", "nio-server")
@@ -239,6 +240,17 @@ def tls_files(_made={}):
     return _made["pair"]
 
 
+def repo_path(path):
+    """`path` as the report names it: relative to the repository when inside it (`.build/release/twine`),
+    so a report says the same wherever the repository was checked out; as given otherwise."""
+    if not path:
+        return path
+    full = os.path.abspath(path)
+    if os.path.commonpath([full, ROOT]) == ROOT:
+        return os.path.relpath(full, ROOT)
+    return path
+
+
 def server_argv(name, mode, twine):
     """argv for server `name` in `mode` (echo|hello|tls-echo), or (None, why-missing)."""
     if mode == "tls-echo":
@@ -250,16 +262,16 @@ def server_argv(name, mode, twine):
         if name == "libevent":
             path = os.path.join(BIN, "libevent_tls_server")
             if not os.access(path, os.X_OK):
-                return None, f"{path} not built (make c)"
+                return None, f"{repo_path(path)} not built (make c)"
             return [path, "echo", "--port", "0", "--cert", pair[0], "--key", pair[1]], None
         argv, why = server_argv(name, "echo", twine)
         return (argv + ["--tls-cert", pair[0], "--tls-key", pair[1]], None) if argv else (None, why)
     if name == "epoll":
         path = os.path.join(BIN, "epoll_server")
-        return ([path, mode, "--port", "0"], None) if os.access(path, os.X_OK) else (None, f"{path} not built (make c)")
+        return ([path, mode, "--port", "0"], None) if os.access(path, os.X_OK) else (None, f"{repo_path(path)} not built (make c)")
     if name == "libevent":
         path = os.path.join(BIN, "libevent_server")
-        return ([path, mode, "--port", "0"], None) if os.access(path, os.X_OK) else (None, f"{path} not built (make c)")
+        return ([path, mode, "--port", "0"], None) if os.access(path, os.X_OK) else (None, f"{repo_path(path)} not built (make c)")
     if name == "nio":
         if not os.access(NIO_SERVER, os.X_OK):
             return None, "nio/.build/release/nio-server not built (make nio)"
@@ -271,14 +283,14 @@ def server_argv(name, mode, twine):
     if name in ("chost-c", "chost-twine"):
         path = C_HOST["path"]
         if not path or not os.access(path, os.X_OK):
-            return None, f"C host {path} not built (make c-host)"
+            return None, f"C host {repo_path(path)} not built (make c-host)"
         argv = [path, "--echo-port", "0", "--heartbeat-ms", "1000"]
         return (argv + ["--c-echo"] if name == "chost-c" else argv), None
     if name == "twine":
         if not twine:
             return None, "no --twine given"
         if not os.access(twine, os.X_OK):
-            return None, f"Twine binary {twine} not found (build it first)"
+            return None, f"Twine binary {repo_path(twine)} not found (build it first)"
         if mode == "echo":
             return [twine, "echo", "--port", "0", "--max-connections", "1000000"], None
         return [twine, "hello", "--port", "0"], None
@@ -515,7 +527,7 @@ def machine_info(twine):
     if rev and re.fullmatch(r"[0-9a-f]+", rev):
         dirty = cmd(["git", "-C", HERE, "status", "--porcelain", "--", ".."])
         info["twine commit"] = rev + (" (+ uncommitted changes)" if dirty else "")
-    info["twine binary"] = os.path.abspath(twine) if twine else "–"
+    info["twine binary"] = repo_path(twine) if twine else "–"
     info["pinning"] = "server on CPU 0, loadgen on CPU 1 (taskset)" if pin.enabled else "none (taskset missing or 1 CPU)"
     return info
 
@@ -1205,7 +1217,7 @@ def smoke(args):
     # the byte check must catch a corrupting server
     corrupt = os.path.join(BIN, "corrupt_server")
     if not os.access(corrupt, os.X_OK):
-        check("corrupt_server built", False, f"{corrupt} missing (make c)")
+        check("corrupt_server built", False, f"{repo_path(corrupt)} missing (make c)")
     else:
         for label, la in (
             ("64B", ["echo", "--conns", "4", "--size", "64"]),

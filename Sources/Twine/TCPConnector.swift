@@ -1,7 +1,7 @@
 import CLibevent
 
 /// An outgoing TCP connection attempt (Twisted's `Connector`): resolves the host
-/// without blocking, connects with a timeout, and tells its ``ClientFactory`` how it went.
+/// without blocking, connects with a timeout, and tells its `ClientFactory` how it went.
 /// Also connects UNIX-domain stream sockets (``Reactor/connectUNIX(_:factory:timeout:)``; `destination` is `(path, 0)`).
 public final class TCPConnector: Connector {
   /// Weak: a connector may outlive its reactor; it then does nothing.

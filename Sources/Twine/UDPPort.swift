@@ -1,11 +1,11 @@
 import CLibevent
 import Glibc
 
-/// A UDP socket bound to a port (Twisted's `udp.Port`): the ``DatagramTransport`` its
-/// ``DatagramProtocol`` sends through. Owns the socket and one persistent `EV_READ`
+/// A UDP socket bound to a port (Twisted's `udp.Port`): the `DatagramTransport` its
+/// `DatagramProtocol` sends through. Owns the socket and one persistent `EV_READ`
 /// event; made by ``Reactor/listenUDP(_:protocol:interface:maxDatagramSize:)``.
 ///
-/// Receiving: each readable event reads up to ``datagramsPerCallback`` datagrams with
+/// Receiving: each readable event reads up to `datagramsPerCallback` datagrams with
 /// `recvfrom(MSG_TRUNC)` into the reactor's shared read buffer, so the real size of a
 /// datagram is known even when it did not fit: one that fits is lent to
 /// `datagramReceived` as a borrowed `RawSpan` (no copy, no allocation), a bigger one is

@@ -1,12 +1,13 @@
 import Synchronization
-import TutorialServers
 import Twine
+import TwineBuiltins
 
 /// The factories a C host can ask for by name (`twine_factory_new("echo", ...)`).
 ///
-/// Built in: `"echo"` (the tutorial's counting Echo; parameter `max_connections`,
-/// default 100) and `"hello"` (HelloHD: greets and closes). Swift code linked into
-/// the host adds its own, typically from a `@_cdecl` setup function the host calls first:
+/// Built in, from `TwineBuiltins`: `"echo"` (the tutorial's counting Echo, `CountingFactory`;
+/// parameter `max_connections`, default 100) and `"hello"` (`HelloHD`: greets and closes).
+/// Swift code linked into the host adds its own, typically from a `@_cdecl` setup function
+/// the host calls first:
 ///
 /// ```swift
 /// @_cdecl("myproto_register")

@@ -1,3 +1,4 @@
+/// Copies and text out of the bytes a protocol is lent in `dataReceived(_:)`.
 extension RawSpan {
   /// A copy of the viewed bytes, for keeping past the call that lent the view.
   public var bytes: [UInt8] {

@@ -40,10 +40,12 @@ open class ReconnectingClientFactory: ClientFactory {
     if let random { generator = random }
   }
 
+  /// Schedules another attempt (``retry(_:)``) unless ``stopTrying()`` was called.
   open override func clientConnectionFailed(_ connector: any Connector, reason: CloseReason) {
     if continueTrying { retry(connector) }
   }
 
+  /// Schedules a reconnection (``retry(_:)``) unless ``stopTrying()`` was called.
   open override func clientConnectionLost(_ connector: any Connector, reason: CloseReason) {
     if continueTrying { retry(connector) }
   }

@@ -5,7 +5,7 @@ import TwineCore
 ///
 /// A connection past a limit is refused: closed at once, or, when ``refusalMessage``
 /// is set, sent that message and closed (the tutorial's "Too many connections, try
-/// later"). Refusals count in ``ConnectionCounters/refused``.
+/// later"). Refusals count in `ConnectionCounters.refused`.
 public final class ConnectionLimitFactory: WrappingFactory {
   /// Most connections open at once; nil for no limit.
   public let maxConnections: Int?

@@ -34,7 +34,7 @@ open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
     wrapped = nil
   }
 
-  /// Passes a half-close up to a ``HalfCloseable`` wrapped protocol; for any other, ends
+  /// Passes a half-close up to a `HalfCloseable` wrapped protocol; for any other, ends
   /// the connection as the transport would (flush, then `.closedByPeer`).
   open func readConnectionLost() {
     if let halfCloseable = wrapped as? any HalfCloseable {

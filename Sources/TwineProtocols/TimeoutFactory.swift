@@ -2,7 +2,7 @@ import TwineCore
 
 /// Closes connections that stay idle too long (Twisted's `policies.TimeoutFactory`):
 /// no bytes read or written for ``timeout`` seconds aborts the connection with
-/// ``CloseReason/timedOut`` (queued output is dropped: a peer that stopped reading
+/// `CloseReason.timedOut` (queued output is dropped: a peer that stopped reading
 /// must not hold the connection open).
 public final class TimeoutFactory: WrappingFactory {
   /// Seconds of silence, in both directions, before the connection is dropped.

@@ -1,6 +1,6 @@
 import TwineCore
 
-/// A ``Scheduler`` whose time moves only when a test says so (Twisted's `task.Clock`).
+/// A `Scheduler` whose time moves only when a test says so (Twisted's `task.Clock`).
 public final class ManualClock: Scheduler {
   /// The current time, in seconds; starts at 0.
   public private(set) var now: Double = 0

@@ -6,8 +6,8 @@ import TwineCore
   import Darwin
 #endif
 
-/// An in-memory ``DatagramTransport`` (Twisted's `FakeDatagramTransport`): drive a
-/// ``DatagramProtocol`` with ``receive(_:from:)-([UInt8],_)`` and read what it sent in ``written``.
+/// An in-memory `DatagramTransport` (Twisted's `FakeDatagramTransport`): drive a
+/// `DatagramProtocol` with ``receive(_:from:)-([UInt8],_)`` and read what it sent in ``written``.
 ///
 /// It follows the UDP port's rules where a protocol can tell: a datagram bigger than
 /// ``maxDatagramSize`` is reported as truncated, not delivered; in connected mode only

@@ -4,7 +4,7 @@ import Glibc
 import LoopbackTestSupport
 import Synchronization
 import Testing
-import TutorialServers
+import TwineBuiltins
 
 @testable import Twine
 @testable import TwineC

@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -31,6 +32,12 @@
 
 /// `EVUTIL_SOCKET_ERROR()`: the errno of the last socket call (a macro Swift cannot see).
 static inline int twine_socket_error(void) { return EVUTIL_SOCKET_ERROR(); }
+
+/// `accept4(2)`: glibc declares it only under _GNU_SOURCE, which this header cannot set
+/// before the system headers; the raw system call sets errno just the same.
+static inline int twine_accept4(int fd, struct sockaddr *address, socklen_t *length, int flags) {
+  return (int)syscall(SYS_accept4, fd, address, length, flags);
+}
 
 /// `evtimer_new`: a timer event with no fd.
 static inline struct event *twine_evtimer_new(struct event_base *base, event_callback_fn cb, void *arg) {

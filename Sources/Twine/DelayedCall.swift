@@ -3,22 +3,20 @@ import CLibevent
 /// A closure the reactor runs once after a delay (Twisted's `DelayedCall`).
 /// Owns one libevent timer `event`, freed when it fires, is cancelled, or the reactor shuts down.
 public final class DelayedCall: ScheduledCall {
-  /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
-  /// and nothing reads `reactor` once the handle is gone (that also makes reads in the reactor's deinit legal).
-  private unowned(unsafe) let reactor: Reactor
+  /// Weak: the reactor's shutdown cancels every pending call (its gate makes none after), so
+  /// a call outliving its reactor is already inactive; the weak reference makes that a
+  /// guarantee rather than a rule (nil inside the reactor's deinit, too).
+  private weak var reactor: Reactor?
   private var event: OpaquePointer?
   private var body: (() -> Void)?
   /// When it will run, on the reactor's monotonic clock.
   public private(set) var time: Double
 
+  /// A pending call; the caller has passed the reactor's gate (``Reactor/callLater(_:_:)``).
   init(reactor: Reactor, delay: Double, body: @escaping () -> Void) {
     self.reactor = reactor
     self.body = body
     self.time = reactor.now + max(0, delay)
-    guard !reactor.isShutDown else {
-      self.body = nil
-      return
-    }
     let context = Unmanaged.passUnretained(self).toOpaque()
     event = twine_evtimer_new(
       reactor.base,
@@ -30,6 +28,11 @@ public final class DelayedCall: ScheduledCall {
     }
     reactor.delayedCalls[ObjectIdentifier(self)] = self
     arm(max(0, delay))
+  }
+
+  /// A call the reactor refused (it has shut down): inactive from the start, no timer.
+  init(refusedAt time: Double) {
+    self.time = time
   }
 
   deinit { assert(event == nil, "DelayedCall freed with its timer pending") }
@@ -46,14 +49,14 @@ public final class DelayedCall: ScheduledCall {
 
   /// Runs it `delay` seconds from now instead.
   public func reset(_ delay: Double) {
-    guard isActive else { return }
+    guard isActive, let reactor else { return }
     time = reactor.now + max(0, delay)
     arm(max(0, delay))
   }
 
   /// Pushes it `seconds` later.
   public func delay(_ seconds: Double) {
-    guard isActive else { return }
+    guard isActive, let reactor else { return }
     reset(time + seconds - reactor.now)
   }
 
@@ -78,6 +81,6 @@ public final class DelayedCall: ScheduledCall {
       event_free(event)
       self.event = nil
     }
-    reactor.delayedCalls[ObjectIdentifier(self)] = nil
+    reactor?.delayedCalls[ObjectIdentifier(self)] = nil
   }
 }

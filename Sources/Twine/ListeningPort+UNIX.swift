@@ -17,32 +17,36 @@ extension ListeningPort {
   /// replaced; a socket a live server accepts on, or a file that is not a socket, is
   /// left alone and the call throws.
   convenience init(reactor: Reactor, path: String, mode: mode_t, backlog: Int, factory: Factory) throws(TwineError) {
-    guard var address = NumericAddress(SocketAddress(.unix(path: path), port: 0)) else {
+    guard let address = NumericAddress(SocketAddress(.unix(path: path), port: 0)) else {
       throw .cannotListenOnPath(path, cause: SocketError(code: ENAMETOOLONG, message: "not a usable socket path"))
     }
-    try Self.clearStaleSocket(path, &address)
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw .cannotListenOnPath(path, cause: .current()) }
-    if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
-      let cause = SocketError.current()
-      close(fd)
-      throw .cannotListenOnPath(path, cause: cause)
+    try Self.clearStaleSocket(path, address)
+    let fd: Int32
+    do throws(SocketError) {
+      fd = try Syscall.socket(AF_UNIX, SOCK_STREAM)
+    } catch {
+      throw .cannotListenOnPath(path, cause: error)
+    }
+    do throws(SocketError) {
+      try Syscall.bind(fd, address)
+    } catch {
+      try? Syscall.close(fd)
+      throw .cannotListenOnPath(path, cause: error)
     }
     // The file exists from bind on, with the umask's mode; nobody can connect before
     // listen, so setting the mode here leaves no window.
     var info = stat()
-    guard chmod(path, mode) == 0, lstat(path, &info) == 0 else {
-      let cause = SocketError.current()
-      close(fd)
+    do throws(SocketError) {
+      guard chmod(path, mode) == 0, lstat(path, &info) == 0 else { throw .current() }
+      try Syscall.listen(fd, backlog: Int32(backlog))
+    } catch {
+      try? Syscall.close(fd)
       unlink(path)
-      throw .cannotListenOnPath(path, cause: cause)
+      throw .cannotListenOnPath(path, cause: error)
     }
-    let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED)
-    guard let made = evconnlistener_new(reactor.base, nil, nil, flags, Int32(backlog), fd) else {
-      let cause = SocketError.current()
-      close(fd)
+    guard let made = Self.listener(reactor: reactor, fd: fd) else {
       unlink(path)
-      throw .cannotListenOnPath(path, cause: cause)
+      throw .cannotListenOnPath(path, cause: .from(code: ENOMEM))
     }
     let file = SocketFile(path: path, device: UInt(info.st_dev), inode: UInt(info.st_ino))
     self.init(
@@ -52,7 +56,7 @@ extension ListeningPort {
 
   /// Makes way for a new socket at `path`: nothing there, or a dead server's socket
   /// (removed). A live server's socket or a file that is not a socket throws, untouched.
-  private static func clearStaleSocket(_ path: String, _ address: inout NumericAddress) throws(TwineError) {
+  private static func clearStaleSocket(_ path: String, _ address: NumericAddress) throws(TwineError) {
     var info = stat()
     guard lstat(path, &info) == 0 else {
       if errno == ENOENT { return }
@@ -61,15 +65,24 @@ extension ListeningPort {
     guard info.st_mode & S_IFMT == S_IFSOCK else {
       throw .cannotListenOnPath(path, cause: SocketError(code: EEXIST, message: "File exists and is not a socket"))
     }
-    let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    guard probe >= 0 else { throw .cannotListenOnPath(path, cause: .current()) }
-    let code = address.withSockaddr { connect(probe, $0, $1) } == 0 ? 0 : errno
-    close(probe)
+    let code: Int32
+    do throws(SocketError) {
+      let probe = try Syscall.socket(AF_UNIX, SOCK_STREAM)
+      defer { try? Syscall.close(probe) }
+      do throws(SocketError) {
+        try Syscall.connect(probe, address)
+        code = 0
+      } catch {
+        code = error.code
+      }
+    } catch {
+      throw .cannotListenOnPath(path, cause: error)
+    }
     switch code {
     case ECONNREFUSED:
       // A socket file nobody accepts on: a dead server's. Ours to replace.
       if unlink(path) != 0 && errno != ENOENT { throw .cannotListenOnPath(path, cause: .current()) }
-    case 0, EAGAIN, EINPROGRESS:
+    case 0, EAGAIN:
       // Accepted, or a full backlog: a live server.
       throw .cannotListenOnPath(
         path,

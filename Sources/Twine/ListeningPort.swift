@@ -3,9 +3,10 @@ import CLibevent
 /// A listening TCP or UNIX-domain stream socket (Twisted's `IListeningPort`). Owns one `evconnlistener`
 /// and, while accepting is backed off, one timer event.
 public final class ListeningPort {
-  /// Unowned(unsafe): the reactor frees this object's libevent handle in its shutdown, before it goes,
-  /// and nothing reads `reactor` once the handle is gone (that also makes reads in the reactor's deinit legal).
-  private unowned(unsafe) let reactor: Reactor
+  /// Weak: the reactor's shutdown stops every port it made (its gate makes none after), so
+  /// a port outliving its reactor is already stopped and inert; the weak reference makes
+  /// that a guarantee rather than a rule (nil inside the reactor's deinit, too).
+  private weak var reactor: Reactor?
   private var listener: OpaquePointer?
   private var backoffTimer: OpaquePointer?
   /// The factory that builds a protocol per accepted connection.
@@ -26,23 +27,41 @@ public final class ListeningPort {
   convenience init(
     reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory, tls: TLSSetup? = nil
   ) throws(TwineError) {
-    guard var numeric = NumericAddress(host: interface, port: port) else {
+    guard let numeric = NumericAddress(host: interface, port: port) else {
       throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
     }
-    let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC)
-    var made: OpaquePointer?
-    var bindError: Int32 = 0
-    numeric.withSockaddr { sa, length in
-      // Created disabled: the callback context (self) is not ready until init ends.
-      made = evconnlistener_new_bind(
-        reactor.base, nil, nil, flags | UInt32(LEV_OPT_DISABLED), Int32(backlog), sa, Int32(length))
-      if made == nil { bindError = twine_socket_error() }
+    let fd: Int32
+    do throws(SocketError) {
+      fd = try Syscall.socket(numeric.family, SOCK_STREAM)
+      do throws(SocketError) {
+        try Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, true)
+        try Syscall.bind(fd, numeric)
+        try Syscall.listen(fd, backlog: Int32(backlog))
+      } catch {
+        try? Syscall.close(fd)
+        throw error
+      }
+    } catch {
+      throw .cannotListen(interface: interface, port: port, cause: error)
     }
-    guard let made else {
-      throw .cannotListen(interface: interface, port: port, cause: .from(code: bindError))
+    guard let made = Self.listener(reactor: reactor, fd: fd) else {
+      throw .cannotListen(interface: interface, port: port, cause: .from(code: ENOMEM))
     }
-    let address = SocketAddress.of(fd: evconnlistener_get_fd(made), peer: false) ?? SocketAddress(.ipv4(0), port: port)
+    let address = (try? Syscall.localAddress(fd)) ?? SocketAddress(.ipv4(0), port: port)
     self.init(reactor: reactor, listener: made, address: address, factory: factory, socketFile: nil, tls: tls)
+  }
+
+  /// A disabled `evconnlistener` over `fd`, a socket already listening (closed on failure).
+  /// Created disabled: the callback context (the port) is not ready until its init ends.
+  /// Accepted sockets are non-blocking and close-on-exec (libevent's `accept4`).
+  static func listener(reactor: Reactor, fd: Int32) -> OpaquePointer? {
+    let flags = UInt32(LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED)
+    // Backlog 0: the socket listens already (our listen(2) reported its own errno).
+    guard let made = evconnlistener_new(reactor.base, nil, nil, flags, 0, fd) else {
+      try? Syscall.close(fd)
+      return nil
+    }
+    return made
   }
 
   /// Takes a disabled `listener` (TCP or UNIX-domain), sets its callbacks and starts accepting.
@@ -84,13 +103,14 @@ public final class ListeningPort {
         event_free(backoffTimer)
         self.backoffTimer = nil
       }
-      reactor.ports[ObjectIdentifier(self)] = nil
+      reactor?.ports[ObjectIdentifier(self)] = nil
       if let socketFile { Self.removeSocketFile(socketFile) }
       factory.doStop()
     }
   }
 
   private func accepted(_ fd: Int32, _ sa: UnsafeMutablePointer<sockaddr>, _ length: Int) {
+    guard let reactor else { return Self.closeIgnoringErrors(fd) }
     warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
     if let tls {  // the protocol is built after the handshake
@@ -99,7 +119,7 @@ public final class ListeningPort {
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
-      evutil_closesocket(fd)
+      Self.closeIgnoringErrors(fd)
       return
     }
     TCPConnection(reactor: reactor, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil)
@@ -110,8 +130,8 @@ public final class ListeningPort {
   /// ENOBUFS, ENOMEM): the socket stays readable, so stop accepting for a moment
   /// instead of spinning a core, and log it once per episode.
   private func acceptFailed() {
-    let code = twine_socket_error()
-    guard let listener else { return }
+    let code = twine_socket_error()  // libevent's accept failed: its errno, read before anything else runs
+    guard let listener, let reactor else { return }
     if !warnedExhaustion {
       warnedExhaustion = true
       reactor.logger.warning(
@@ -128,6 +148,9 @@ public final class ListeningPort {
     var tv = timeval(tv_sec: 0, tv_usec: Int(Self.exhaustionBackoff * 1_000_000))
     event_add(backoffTimer, &tv)
   }
+
+  /// Closes a socket nobody will use; a failed close leaves nothing to do.
+  private static func closeIgnoringErrors(_ fd: Int32) { try? Syscall.close(fd) }
 
   private func resume() {
     guard let listener else { return }

@@ -14,24 +14,24 @@ extension Reactor {
   /// flag is left as it is. Returns the connection's transport, or nil when `factory`
   /// refused the peer (then the socket is already closed and counted as refused).
   /// Throws ``TwineError/cannotAdopt(fd:cause:)`` when `fd` is not an open, connected
-  /// stream socket, and ``TwineError/reactorShutDown`` after ``shutdown()``.
+  /// stream socket. After ``shutdown()`` it throws ``TwineError/reactorShutDown`` and
+  /// touches nothing: the socket is still the caller's.
   @discardableResult
   public func adoptStreamSocket(_ fd: Int32, factory: Factory) throws(TwineError) -> (any Transport)? {
-    assertOnLoopThread()
-    guard !isShutDown else { throw .reactorShutDown }
-    var type: Int32 = 0
-    var length = socklen_t(MemoryLayout<Int32>.size)
-    guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
-      throw .cannotAdopt(fd: fd, cause: .current())  // EBADF, ENOTSOCK
+    try admit("adoptStreamSocket")
+    let peer: SocketAddress
+    do throws(SocketError) {
+      var type: Int32 = 0
+      try Syscall.getOption(fd, SOL_SOCKET, SO_TYPE, into: &type)  // EBADF, ENOTSOCK
+      guard type == Int32(SOCK_STREAM.rawValue) else { throw .from(code: EPROTOTYPE) }
+      peer = try Syscall.peerAddress(fd)  // ENOTCONN: listening, or not connected (yet)
+      try Syscall.setNonBlocking(fd)
+    } catch {
+      throw .cannotAdopt(fd: fd, cause: error)
     }
-    guard type == Int32(SOCK_STREAM.rawValue) else { throw .cannotAdopt(fd: fd, cause: .from(code: EPROTOTYPE)) }
-    guard let peer = SocketAddress.of(fd: fd, peer: true) else {
-      throw .cannotAdopt(fd: fd, cause: .current())  // ENOTCONN: listening, or not connected (yet)
-    }
-    guard evutil_make_socket_nonblocking(fd) == 0 else { throw .cannotAdopt(fd: fd, cause: .current()) }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
-      evutil_closesocket(fd)
+      try? Syscall.close(fd)
       return nil
     }
     let connection = TCPConnection(
@@ -52,19 +52,22 @@ extension Reactor {
   /// The caller must not use or free the bufferevent any more. When this throws, nothing
   /// was done and the bufferevent is still the caller's. Returns the transport, or nil
   /// when `factory` refused the peer (the bufferevent is then already freed, counted as refused).
+  /// After ``shutdown()`` it throws ``TwineError/reactorShutDown``; the bufferevent is still the caller's.
   @discardableResult
   public func adoptBufferevent(_ bufferevent: OpaquePointer, factory: Factory) throws(TwineError)
     -> (any Transport)?
   {
-    assertOnLoopThread()
-    guard !isShutDown else { throw .reactorShutDown }
+    try admit("adoptBufferevent")
     guard bufferevent_get_base(bufferevent) == base else {
       throw .cannotAdoptBufferevent("it belongs to another event_base")
     }
     let fd = bufferevent_getfd(bufferevent)
     guard fd >= 0 else { throw .cannotAdoptBufferevent("it has no socket") }
-    guard let peer = SocketAddress.of(fd: fd, peer: true) else {
-      throw .cannotAdoptBufferevent("its socket is not connected: \(SocketError.current().message)")
+    let peer: SocketAddress
+    do throws(SocketError) {
+      peer = try Syscall.peerAddress(fd)
+    } catch {
+      throw .cannotAdoptBufferevent("its socket is not connected: \(error.message)")
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()

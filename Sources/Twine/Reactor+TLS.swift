@@ -5,11 +5,12 @@ extension Reactor {
   /// The certificate and key are loaded now: a missing or mismatched file throws
   /// ``TwineError/tls(_:)``. Each connection's protocol is built and started after its
   /// handshake; a failed handshake ends only that connection.
+  /// After ``shutdown()`` it throws ``TwineError/reactorShutDown``: no file is read, nothing is bound.
   @discardableResult
   public func listenSSL(
     _ port: Int, factory: Factory, tls: TLSOptions, backlog: Int = 511, interface: String = ""
   ) throws(TwineError) -> ListeningPort {
-    guard !isShutDown else { throw .reactorShutDown }
+    try admit("listenSSL")
     guard tls.role == .server else { throw .tls("listenSSL needs server options (TLSOptions.server)") }
     let setup = TLSSetup(context: try tlsContext(for: tls), options: tls)
     return try ListeningPort(
@@ -22,21 +23,25 @@ extension Reactor {
   /// handshake together. The factory's `clientConnectionFailed` hears a failed handshake
   /// as `.tlsFailed`, with OpenSSL's reason (`certificate verify failed (self-signed certificate)`).
   /// Throws ``TwineError/tls(_:)`` when a file named in `tls` cannot be loaded.
+  /// After ``shutdown()`` it throws ``TwineError/reactorShutDown``: no file is read, no
+  /// socket made, and the factory hears nothing.
   @discardableResult
   public func connectSSL(
     _ host: String, _ port: Int, factory: ClientFactory, tls: TLSOptions = .client(), timeout: Double? = 30
   ) throws(TwineError) -> TCPConnector {
+    try admit("connectSSL")
     guard tls.role == .client else { throw .tls("connectSSL needs client options (TLSOptions.client)") }
-    let setup = isShutDown ? nil : TLSSetup(context: try tlsContext(for: tls), options: tls)
+    let setup = TLSSetup(context: try tlsContext(for: tls), options: tls)
     let connector = TCPConnector(reactor: self, host: host, port: port, factory: factory, timeout: timeout, tls: setup)
-    connector.connect()  // after shutdown: fails with .reactorShutdown, as connectTCP does
+    connector.connect()
     return connector
   }
 
   /// The context for `options`, made on first use and kept while the reactor lives: the
-  /// files are read once per distinct certificate, key and trust.
+  /// files are read once per distinct certificate, key and trust. Throws
+  /// ``TwineError/reactorShutDown`` after ``shutdown()`` (`startTLS` comes here too).
   func tlsContext(for options: TLSOptions) throws(TwineError) -> TLSContext {
-    guard !isShutDown else { throw .reactorShutDown }
+    try admit("tlsContext")
     let key = TLSContext.Key(options)
     if let known = tlsContexts[key] { return known }
     let made = try TLSContext(options)

@@ -44,8 +44,9 @@ public final class Reactor: Scheduler {
   private var retiredResolvers: [Resolver] = []
   /// TLS contexts made so far, one per distinct certificate, key and trust (Reactor+TLS.swift).
   var tlsContexts: [TLSContext.Key: TLSContext] = [:]
-  /// True once ``shutdown()`` began: creators refuse, so nothing outlives the base.
-  private(set) var isShutDown = false
+  /// True once ``shutdown()`` began. Read only by ``admit(_:)`` (the gate every creator
+  /// passes) and by the loop's own `run`/`iterate`/`shutdown`: private to keep it that way.
+  private var isShutDown = false
   /// Set by ``stop()``; a stop asked for before ``run()`` is kept, not lost.
   private var stopRequested = false
 
@@ -138,8 +139,9 @@ public final class Reactor: Scheduler {
 
   /// Makes SIGINT and SIGTERM call ``stop()``. For a reactor that owns its process's signals;
   /// a reactor over a host's base throws ``TwineError/borrowedBase(_:)``: signals are the host's.
+  /// After ``shutdown()`` it throws ``TwineError/reactorShutDown``.
   public func installSignalHandlers() throws(TwineError) {
-    assertOnLoopThread()
+    try admit("installSignalHandlers")
     guard ownsBase else { throw .borrowedBase("installSignalHandlers: the host owns the process's signals") }
     // A parent may have started us with these blocked (the mask is inherited): unblock them.
     var mask = sigset_t()
@@ -186,9 +188,20 @@ public final class Reactor: Scheduler {
     if !dispatching && ownsBase { event_base_loop(base, EVLOOP_NONBLOCK) }
   }
 
-  /// The libevent group for `group` on this reactor, made on first use.
+  /// The one registration gate: every object this reactor makes on its base passes it
+  /// first (ports, UDP ports, connection attempts, timers, resolvers, rate-limit groups,
+  /// TLS contexts, adopted sockets, signal handlers). Debug builds stop when it is called
+  /// off the loop thread; after ``shutdown()`` it throws ``TwineError/reactorShutDown``,
+  /// so nothing registers once shutdown began and nothing outlives the base.
+  /// `what` names the creator in the thread assertion.
+  func admit(_ what: StaticString) throws(TwineError) {
+    assertOnLoopThread(what)
+    guard !isShutDown else { throw .reactorShutDown }
+  }
+
+  /// The libevent group for `group` on this reactor, made on first use; nil after ``shutdown()``.
   func rateLimitGroup(for group: RateLimitGroup) -> OpaquePointer? {
-    guard !isShutDown else { return nil }
+    guard (try? admit("rateLimitGroup")) != nil else { return nil }
     if let known = rateLimitGroups[ObjectIdentifier(group)] { return known.shared.group }
     guard let made = SharedRateLimit(group.limit, base: base) else { return nil }
     rateLimitGroups[ObjectIdentifier(group)] = (group, made)
@@ -197,18 +210,19 @@ public final class Reactor: Scheduler {
 
   /// Sends host-name lookups to `nameserver` ("IP" or "IP:port") instead of the
   /// servers in /etc/resolv.conf (/etc/hosts is still read). Lookups in flight on the
-  /// previous resolver are cancelled.
+  /// previous resolver are cancelled. After ``shutdown()`` it throws
+  /// ``TwineError/reactorShutDown`` and makes no resolver.
   public func useNameserver(_ nameserver: String) throws(TwineError) {
-    guard !isShutDown else { throw .reactorShutDown }
+    try admit("useNameserver")
     let made = try Resolver(base: base, nameserver: nameserver)
     if let resolver { retiredResolvers.append(resolver) }
     resolver?.cancelAll(.lookupFailed("the resolver was replaced (useNameserver)"))
     resolver = made
   }
 
-  /// The DNS resolver, made on first use.
+  /// The DNS resolver, made on first use; throws ``TwineError/reactorShutDown`` after ``shutdown()``.
   func sharedResolver() throws(TwineError) -> Resolver {
-    guard !isShutDown else { throw .reactorShutDown }
+    try admit("sharedResolver")
     if let resolver { return resolver }
     let made = try Resolver(base: base)
     resolver = made
@@ -225,10 +239,15 @@ public final class Reactor: Scheduler {
   }
 
   /// Runs `body` on the reactor's thread after `delay` seconds (Twisted's `callLater`).
+  /// After ``shutdown()`` the call comes back inactive (`isActive` false): no timer is made
+  /// and `body` never runs.
   @discardableResult
-  /// After ``shutdown()`` the call is returned inactive and never runs.
   public func callLater(_ delay: Double, _ body: @escaping () -> Void) -> any ScheduledCall {
-    assertOnLoopThread()
+    do {
+      try admit("callLater")
+    } catch {
+      return DelayedCall(refusedAt: now + max(0, delay))
+    }
     return DelayedCall(reactor: self, delay: delay, body: body)
   }
 }

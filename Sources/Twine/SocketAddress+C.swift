@@ -30,16 +30,9 @@ extension SocketAddress {
     }
   }
 
-  /// The local (`getsockname`) or remote (`getpeername`) address of `fd`.
+  /// The local (`getsockname`) or remote (`getpeername`) address of `fd`; nil on error.
   static func of(fd: Int32, peer: Bool) -> SocketAddress? {
-    var storage = sockaddr_storage()
-    var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-    return withUnsafeMutablePointer(to: &storage) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-        let rc = peer ? getpeername(fd, sa, &length) : getsockname(fd, sa, &length)
-        return rc == 0 ? SocketAddress(sa, length: Int(length)) : nil
-      }
-    }
+    try? peer ? Syscall.peerAddress(fd) : Syscall.localAddress(fd)
   }
 }
 

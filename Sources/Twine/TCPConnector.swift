@@ -34,13 +34,15 @@ public final class TCPConnector: Connector {
   public var scheduler: (any Scheduler)? { reactor }
 
   /// Starts an attempt (resolving the host first unless it is a numeric address).
+  /// Each attempt passes the reactor's gate: once the reactor has shut down (or is gone)
+  /// the factory hears `clientConnectionFailed(.reactorShutdown)` at once, and no socket is made.
   public func connect() {
-    guard let reactor, !attempting && connection == nil else { return }
+    guard !attempting && connection == nil else { return }
     attempting = true
     factory.doStart()
     factory.startedConnecting(self)
     guard attempting else { return }  // startedConnecting called stopConnecting
-    guard !reactor.isShutDown else {
+    guard let reactor, (try? reactor.admit("connect")) != nil else {
       connectionFailed(.reactorShutdown)
       return
     }
@@ -73,28 +75,33 @@ public final class TCPConnector: Connector {
 
   /// Reports a failure from the loop: a factory retrying from `clientConnectionFailed`
   /// must not run inside `connectTCP`.
+  /// After shutdown the reactor refuses the call (it comes back inactive): report at once then.
   private func failLater(_ reason: CloseReason) {
-    guard let reactor, !reactor.isShutDown else {
+    guard let reactor, reactor.callLater(0, { [self] in connectionFailed(reason) }).isActive else {
       connectionFailed(reason)
       return
     }
-    reactor.callLater(0) { [self] in connectionFailed(reason) }
   }
 
   private func start(_ address: NumericAddress) {
-    guard let reactor else { return }
+    // A lookup may complete late: the gate again, before anything is made on the base.
+    guard let reactor, (try? reactor.admit("connect")) != nil else { return failLater(.reactorShutdown) }
     var address = address
     // Our own socket, so that the connection's callbacks are set before connecting:
     // libevent reports a connect that fails at once (a UNIX-domain socket nobody accepts
     // on) only to callbacks that are already set.
-    let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { return failLater(.fromSocketError(twine_socket_error())) }
+    let fd: Int32
+    do throws(SocketError) {
+      fd = try Syscall.socket(address.family, SOCK_STREAM)
+    } catch {
+      return failLater(.fromSocketError(error.code))
+    }
     let session = tls.flatMap { TLSSession.connecting($0, serverName: destination.host, base: reactor.base, fd: fd) }
     guard
       let bev = tls == nil
         ? bufferevent_socket_new(reactor.base, fd, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)) : session?.bufferevent
     else {
-      evutil_closesocket(fd)
+      try? Syscall.close(fd)
       failLater(tls == nil ? .error(SocketError.from(code: ENOMEM)) : .tlsFailed(OpenSSLError.drainQueue()))
       return
     }
@@ -116,7 +123,8 @@ public final class TCPConnector: Connector {
     connection = made  // the reactor's table keeps it alive
     let rc = address.withSockaddr { bufferevent_socket_connect(bev, $0, Int32($1)) }
     if rc != 0 {
-      // Reaches connectionFailed, from the loop: never inside connectTCP.
+      // Reaches connectionFailed, from the loop: never inside connectTCP. libevent made the
+      // connect(2) call, so its errno is read at once, before anything else runs.
       let reason = CloseReason.fromSocketError(twine_socket_error())
       made.connectFailure = reason
       reactor.callLater(0) { made.close(reason) }

@@ -12,9 +12,10 @@ import Glibc
 /// reported to `datagramTruncated` and dropped. ICMP errors (`ECONNREFUSED`) and a full
 /// buffer (`ENOBUFS`) never close the port.
 public final class UDPPort: DatagramTransport {
-  /// Unowned(unsafe): the reactor closes this port in its shutdown, before it goes, and
-  /// nothing reads `reactor` once the socket is closed.
-  private unowned(unsafe) let reactor: Reactor
+  /// Weak: the reactor's shutdown closes every port it made (its gate makes none after), so
+  /// a port outliving its reactor is already closed and inert; the weak reference makes
+  /// that a guarantee rather than a rule (nil inside the reactor's deinit, too).
+  private weak var reactor: Reactor?
   private var readEvent: OpaquePointer?
   private var fd: Int32
   /// The protocol, until the port closes (that breaks the protocol ↔ transport cycle).
@@ -37,29 +38,34 @@ public final class UDPPort: DatagramTransport {
     precondition(
       (1...min(65535, reactor.readBuffer.count)).contains(maxDatagramSize),
       "maxDatagramSize must be between 1 and 65535")
-    guard var address = NumericAddress(host: interface, port: port) else {
+    guard let address = NumericAddress(host: interface, port: port) else {
       throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
     }
     self.reactor = reactor
     self.maxDatagramSize = maxDatagramSize
     self.family = address.family
-    let fd = socket(family, Int32(SOCK_DGRAM.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw .cannotListen(interface: interface, port: port, cause: .current()) }
-    if address.withSockaddr({ bind(fd, $0, $1) }) != 0 {
-      let cause = SocketError.current()
-      close(fd)
-      throw .cannotListen(interface: interface, port: port, cause: cause)
+    let fd: Int32
+    do throws(SocketError) {
+      fd = try Syscall.socket(family, SOCK_DGRAM)
+      do throws(SocketError) {
+        try Syscall.bind(fd, address)
+      } catch {
+        try? Syscall.close(fd)
+        throw error
+      }
+    } catch {
+      throw .cannotListen(interface: interface, port: port, cause: error)
     }
     self.fd = fd
     self.proto = proto
-    boundAddress = SocketAddress.of(fd: fd, peer: false) ?? SocketAddress(.ipv4(0), port: port)
+    boundAddress = (try? Syscall.localAddress(fd)) ?? SocketAddress(.ipv4(0), port: port)
     let context = Unmanaged.passUnretained(self).toOpaque()
     guard
       let event = event_new(
         reactor.base, fd, Int16(EV_READ | EV_PERSIST),
         { _, _, context in Unmanaged<UDPPort>.fromOpaque(context!).takeUnretainedValue().readable() }, context)
     else {
-      close(fd)
+      try? Syscall.close(fd)
       self.fd = -1
       throw .libevent("event_new")
     }
@@ -77,7 +83,7 @@ public final class UDPPort: DatagramTransport {
 
   /// The local address; its port is the real one when 0 was asked for.
   public var host: SocketAddress {
-    guard fd >= 0, let current = SocketAddress.of(fd: fd, peer: false) else { return boundAddress }
+    guard fd >= 0, let current = try? Syscall.localAddress(fd) else { return boundAddress }
     return current
   }
 
@@ -88,9 +94,9 @@ public final class UDPPort: DatagramTransport {
       event_free(readEvent)
       self.readEvent = nil
       boundAddress = host
-      close(fd)
+      try? Syscall.close(fd)  // the descriptor is gone even when close reports an error
       fd = -1
-      reactor.udpPorts[ObjectIdentifier(self)] = nil
+      reactor?.udpPorts[ObjectIdentifier(self)] = nil
       let proto = self.proto
       self.proto = nil
       proto?.portClosed()
@@ -101,33 +107,31 @@ public final class UDPPort: DatagramTransport {
 
   /// The socket is readable: read up to ``datagramsPerCallback`` datagrams and hand each up.
   private func readable() {
+    guard let reactor else { return }
     withExtendedLifetime(self) {
-      let buffer = reactor.readBuffer
+      let buffer = UnsafeMutableRawBufferPointer(rebasing: reactor.readBuffer[..<maxDatagramSize])
       var storage = sockaddr_storage()
       for _ in 0..<Self.datagramsPerCallback {
         guard readEvent != nil, let proto else { return }
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let got = withUnsafeMutablePointer(to: &storage) {
-          $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            recvfrom(fd, buffer.baseAddress, maxDatagramSize, Int32(MSG_TRUNC), $0, &length)
+        let received: Int?
+        do throws(SocketError) {
+          received = try withUnsafeMutablePointer(to: &storage) { (storage) throws(SocketError) -> Int? in
+            try storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { (sa) throws(SocketError) -> Int? in
+              try Syscall.recvFrom(fd, buffer, flags: Int32(MSG_TRUNC), sa, &length)
+            }
           }
-        }
-        if got < 0 {
-          let code = twine_socket_error()
-          switch code {
-          case EINTR: continue
-          case EAGAIN, EWOULDBLOCK: return
-          case ECONNREFUSED:
+        } catch {
+          if error.code == ECONNREFUSED {
             proto.connectionRefused()  // a connected peer's port is unreachable (ICMP); keep going
             continue
-          default:
-            // Other pending socket errors (ICMP-reported, ENOBUFS, ENOMEM) are consumed by
-            // this read; the port stays open.
-            reactor.logger.warning(
-              "UDP receive failed", metadata: ["port": "\(boundAddress)", "error": "\(SocketError.from(code: code))"])
-            return
           }
+          // Other pending socket errors (ICMP-reported, ENOBUFS, ENOMEM) are consumed by
+          // this read; the port stays open.
+          reactor.logger.warning("UDP receive failed", metadata: ["port": "\(boundAddress)", "error": "\(error)"])
+          return
         }
+        guard let got = received else { return }  // EAGAIN: nothing more waits
         let sender = withUnsafePointer(to: &storage) {
           $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress($0, length: Int(length)) }
         }
@@ -147,29 +151,31 @@ public final class UDPPort: DatagramTransport {
   public func write(_ data: RawSpan, to address: SocketAddress) throws(SocketError) {
     guard fd >= 0 else { throw SocketError.from(code: EBADF) }
     if let connectedAddress, connectedAddress != address { throw SocketError.from(code: EISCONN) }
-    guard var destination = NumericAddress(address), destination.family != AF_UNIX else {
+    guard let destination = NumericAddress(address), destination.family != AF_UNIX else {
       throw SocketError(code: EAFNOSUPPORT, message: "not an IP address and port: \(address)")
     }
-    let sent = data.withUnsafeBytes { bytes in
-      destination.withSockaddr { sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, $1) }
+    let sent = try data.withUnsafeBytes { (bytes) throws(SocketError) -> Int? in
+      try Syscall.sendTo(fd, bytes, to: destination)
     }
-    if sent < 0 { throw SocketError.current() }
+    if sent == nil { throw SocketError.from(code: EAGAIN) }  // the socket's buffer is full: this datagram is dropped
   }
 
   /// Sends `data` as one datagram to the connected address; `EDESTADDRREQ` when not connected.
   public func write(_ data: RawSpan) throws(SocketError) {
     guard fd >= 0 else { throw SocketError.from(code: EBADF) }
-    let sent = data.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-    if sent < 0 { throw SocketError.current() }
+    let sent = try data.withUnsafeBytes { (bytes) throws(SocketError) -> Int? in
+      try Syscall.send(fd, bytes, flags: Int32(MSG_NOSIGNAL))
+    }
+    if sent == nil { throw SocketError.from(code: EAGAIN) }  // the socket's buffer is full: this datagram is dropped
   }
 
   /// `connect(2)`s the socket to `address`: the kernel then drops datagrams from anyone else.
   public func connect(to address: SocketAddress) throws(SocketError) {
     guard fd >= 0 else { throw SocketError.from(code: EBADF) }
-    guard var destination = NumericAddress(address), destination.family != AF_UNIX else {
+    guard let destination = NumericAddress(address), destination.family != AF_UNIX else {
       throw SocketError(code: EAFNOSUPPORT, message: "not an IP address and port: \(address)")
     }
-    if destination.withSockaddr({ Glibc.connect(fd, $0, $1) }) != 0 { throw SocketError.current() }
+    try Syscall.connect(fd, destination)
     connectedAddress = address
   }
 
@@ -229,7 +235,6 @@ public final class UDPPort: DatagramTransport {
 
   private func setOption<Value>(_ level: Int32, _ name: Int32, _ value: Value) throws(SocketError) {
     guard fd >= 0 else { throw SocketError.from(code: EBADF) }
-    let rc = withUnsafeBytes(of: value) { setsockopt(fd, level, name, $0.baseAddress, socklen_t($0.count)) }
-    if rc != 0 { throw SocketError.current() }
+    try Syscall.setOption(fd, level, name, value)
   }
 }

@@ -23,7 +23,7 @@ extension ListeningPort {
     try Self.clearStaleSocket(path, address)
     let fd: Int32
     do throws(SocketError) {
-      fd = try Syscall.socket(AF_UNIX, SOCK_STREAM)
+      fd = try Syscall.socket(AF_UNIX, .stream)
     } catch {
       throw .cannotListenOnPath(path, cause: error)
     }
@@ -67,7 +67,7 @@ extension ListeningPort {
     }
     let code: Int32
     do throws(SocketError) {
-      let probe = try Syscall.socket(AF_UNIX, SOCK_STREAM)
+      let probe = try Syscall.socket(AF_UNIX, .stream)
       defer { try? Syscall.close(probe) }
       do throws(SocketError) {
         try Syscall.connect(probe, address)

@@ -32,7 +32,7 @@ public final class ListeningPort {
     }
     let fd: Int32
     do throws(SocketError) {
-      fd = try Syscall.socket(numeric.family, SOCK_STREAM)
+      fd = try Syscall.socket(numeric.family, .stream)
       do throws(SocketError) {
         try Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, true)
         try Syscall.bind(fd, numeric)

@@ -17,5 +17,5 @@ struct StreamSocket: ~Copyable {
     return fd
   }
 
-  deinit { evutil_closesocket(fd) }
+  deinit { try? Syscall.close(fd) }
 }

@@ -9,10 +9,16 @@ import Glibc
 /// `accept`) return nil for `EAGAIN`/`EWOULDBLOCK` instead of throwing: that is the normal
 /// end of a read loop, and it costs no error value. None of them allocates.
 enum Syscall {
+  /// A socket's type. (Glibc's own `__socket_type` stays out of Twine's interface: a test
+  /// that imports Twine would otherwise meet `SOCK_STREAM` through the wrong C module.)
+  enum SocketType {
+    case stream, datagram
+  }
+
   /// The one place a socket is made: always `SOCK_NONBLOCK | SOCK_CLOEXEC`.
-  /// `type` is `SOCK_STREAM` or `SOCK_DGRAM`.
-  static func socket(_ family: Int32, _ type: __socket_type, protocol: Int32 = 0) throws(SocketError) -> Int32 {
-    let flags = Int32(type.rawValue | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
+  static func socket(_ family: Int32, _ type: SocketType, protocol: Int32 = 0) throws(SocketError) -> Int32 {
+    let kind = type == .stream ? SOCK_STREAM.rawValue : SOCK_DGRAM.rawValue
+    let flags = Int32(kind | SOCK_NONBLOCK.rawValue | SOCK_CLOEXEC.rawValue)
     let fd = Glibc.socket(family, flags, `protocol`)
     guard fd >= 0 else { throw .from(code: errno) }
     return fd

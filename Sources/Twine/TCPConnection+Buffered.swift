@@ -5,6 +5,12 @@ import CLibevent
 /// (`evbuffer_peek` → `dataReceived` per chain, borrowed → `evbuffer_drain`) and writes
 /// only through it. Also the bufferevent's event callback (connect, EOF, errors, TLS's end).
 extension TCPConnection {
+  /// Set when `connect()` itself failed: the reason the attempt ends with, whatever libevent reports next.
+  var connectFailure: CloseReason? {
+    get { extras?.connectFailure }
+    set { madeExtras.connectFailure = newValue }
+  }
+
   /// The bufferevent read into its input: hand each chain up, borrowed.
   func bufferedReadable() {
     guard hasHandles, reader.isBuffered, output.bufferevent != nil else { return }

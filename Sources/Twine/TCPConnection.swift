@@ -2,28 +2,19 @@ import CLibevent
 
 /// One stream connection (TCP or UNIX): the ``Transport`` a protocol writes to.
 ///
-/// A thin I/O shell. The rules of the connection's life — phases, a close asked for
-/// inside a callback, the read gates, half-close and the watermarks — are
-/// ``StreamLifecycle``'s: every event goes to it, and this type runs the
-/// ``StreamActions`` it returns (``run(_:)``). The C objects have one owner each:
-/// the socket and the bufferevent are the ``OutputQueue``'s, the read event the
-/// ``ReadSource``'s, the TLS state the ``TLSSession``'s.
+/// A thin I/O shell: the rules of the connection's life are ``StreamLifecycle``'s, and
+/// this type runs the ``StreamActions`` each event returns (``run(_:)``). Each C object
+/// has one owner: socket and bufferevent the ``OutputQueue``, the read event the
+/// ``ReadSource``, TLS the ``TLSSession``. ``finishClose(_:)`` is the one place the
+/// handles are freed, the counters updated and `connectionLost` called.
 ///
-/// Every way a connection ends goes through the lifecycle's close; ``finishClose(_:)``
-/// is the one place the handles are freed, the counters updated and `connectionLost` called.
-///
-/// The data path (see BENCHMARKS.md for what each choice bought):
-/// - Reading: libevent 2.1's bufferevent reads at most 4 KiB per callback, so a read
-///   event of our own reads with one `recv` into the reactor's shared read buffer and
-///   hands it to `dataReceived` as a borrowed `RawSpan`: no copy, no allocation.
-/// - Writing: `write` sends straight to the socket when nothing is queued, and queues in
-///   the bufferevent only what the kernel did not take (one copy); libevent flushes it.
-///   The bufferevent is made on the first such write.
-/// - Buffered mode (rate limits, TLS, a host's bufferevent): reads and writes go through
-///   the bufferevent (TCPConnection+Buffered.swift).
+/// The data path (BENCHMARKS.md says what each choice bought): a read event of our own
+/// `recv`s into the reactor's shared buffer and lends it to `dataReceived` (libevent
+/// 2.1's bufferevent reads 4 KiB per callback); `write` sends at once when nothing is
+/// queued and queues only what the kernel did not take (one copy). Buffered mode (rate
+/// limits, TLS, a host's bufferevent) goes through the bufferevent: TCPConnection+Buffered.swift.
 final class TCPConnection: Transport {
-  /// Unowned(unsafe): the reactor frees this object's libevent handles in its shutdown, before it goes,
-  /// and nothing reads `reactor` once the handles are gone (that also makes reads in the reactor's deinit legal).
+  /// Unowned(unsafe): the reactor frees this object's handles in its shutdown, before it goes.
   unowned(unsafe) let reactor: Reactor
   /// The socket's number (owned by ``output``).
   let fd: Int32
@@ -48,25 +39,15 @@ final class TCPConnection: Transport {
   private(set) var peerAddress: SocketAddress
   /// TLS: the peer's close came while the protocol had paused with input undelivered.
   var eofAfterInput = false
-  /// State only some connections need, made on first use (an idle plain connection carries one pointer for it).
-  private final class Extras {
-    var producer: (any PushProducer)?
-    var tls: TLSSession?
-    var connectFailure: CloseReason?
-    var hostAddress: SocketAddress?
-  }
-  private var extras: Extras?
-  private var madeExtras: Extras {
+  /// State only some connections need, made on first use (an idle plain connection carries one pointer).
+  private(set) var extras: ConnectionExtras?
+  var madeExtras: ConnectionExtras {
     if let extras { return extras }
-    let made = Extras()
-    extras = made
-    return made
+    extras = ConnectionExtras()
+    return extras!
   }
   /// The producer flow control pauses and resumes; with none, flow control pauses reading.
-  private var producer: (any PushProducer)? {
-    get { extras?.producer }
-    set { if newValue != nil || extras != nil { madeExtras.producer = newValue } }
-  }
+  private var producer: (any PushProducer)? { extras?.producer }
   /// The TLS layer, for a connection that speaks TLS (from the start or after `startTLS`).
   var tls: TLSSession? {
     get { extras?.tls }
@@ -74,11 +55,6 @@ final class TCPConnection: Transport {
       if newValue != nil || extras != nil { madeExtras.tls = newValue }
       life.supportsHalfClose = newValue == nil
     }
-  }
-  /// Set when `connect()` itself failed: the reason the attempt ends with, whatever libevent reports next.
-  var connectFailure: CloseReason? {
-    get { extras?.connectFailure }
-    set { if newValue != nil || extras != nil { madeExtras.connectFailure = newValue } }
   }
   /// Links in the reactor's ``ConnectionList``.
   var listNext: TCPConnection?
@@ -138,8 +114,7 @@ final class TCPConnection: Transport {
     counters.noteOpened()
     life.protocolHalfCloseable = proto is any HalfCloseable
     life.opened()
-    var one: Int32 = 1
-    setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+    try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true)
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
     life.enterCallback()
     proto.makeConnection(self)
@@ -155,18 +130,17 @@ final class TCPConnection: Transport {
     let buffer = reactor.readBuffer
     for _ in 0..<Self.readsPerCallback {
       guard life.wantsInput, !reader.isBuffered, let proto else { break }
-      let got = recv(fd, buffer.baseAddress, buffer.count, 0)
-      if got > 0 {
+      do throws(SocketError) {
+        guard let got = try Syscall.recv(fd, buffer) else { break }  // drained
+        guard got > 0 else {
+          run(life.peerFinished(queued: queued))
+          break
+        }
         counters.noteBytesIn(got)
         proto.dataReceived(UnsafeRawBufferPointer(rebasing: buffer[..<got]).bytes)
         if got < buffer.count { break }  // drained; level-triggered epoll calls again if more comes
-      } else if got == 0 {
-        run(life.peerFinished(queued: queued))
-        break
-      } else {
-        let code = twine_socket_error()
-        if code == EINTR { continue }
-        if code != EAGAIN && code != EWOULDBLOCK { close(.fromSocketError(code)) }
+      } catch {
+        close(.fromSocketError(error.code))
         break
       }
     }
@@ -195,7 +169,7 @@ final class TCPConnection: Transport {
       halfCloseable.readConnectionLost()
     }
     if actions.flushAfterPeerEOF { tls?.resumeWritingAfterEOF() }
-    if actions.shutWrite { shutdown(fd, Int32(SHUT_WR)) }
+    if actions.shutWrite { try? Syscall.shutdown(fd, Int(SHUT_WR)) }
     if actions.overflowed {
       reactor.logger.warning(
         "output past the hard limit; connection aborted", metadata: ["peer": "\(peerAddress)", "queued": "\(queued)"])
@@ -249,14 +223,11 @@ final class TCPConnection: Transport {
     data.withUnsafeBytes { bytes in
       var offset = 0
       if !reader.isBuffered && life.phase != .connecting && sendError == 0 && queued == 0 {
-        let sent = send(fd, bytes.baseAddress, count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
-        if sent == count { return }
-        if sent > 0 {
-          offset = sent
-        } else {
-          let code = twine_socket_error()
-          // Queue it anyway: libevent's own write hits the same error and reports it.
-          if code != EAGAIN && code != EWOULDBLOCK && code != EINTR { sendError = code }
+        do throws(SocketError) {
+          offset = try Syscall.send(fd, bytes) ?? 0
+          if offset == count { return }
+        } catch {
+          sendError = error.code  // queue it anyway: libevent's own write meets the error and reports it
         }
       }
       guard let bev = output.bufferevent ?? makeOutputQueue() else {
@@ -287,12 +258,12 @@ final class TCPConnection: Transport {
 
   func registerProducer(_ producer: any PushProducer) {
     guard !life.isClosed else { return }
-    self.producer = producer
+    madeExtras.producer = producer
     run(life.producerRegistered())
   }
 
   func unregisterProducer() {
-    producer = nil
+    extras?.producer = nil
     run(life.producerUnregistered())
   }
 
@@ -321,17 +292,11 @@ final class TCPConnection: Transport {
   var state: StreamLifecycle.Phase { life.phase }
 
   func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
-    try setOption(Int32(IPPROTO_TCP), TCP_NODELAY, enabled)
+    if hasHandles { try Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, enabled) }  // closed: a no-op
   }
 
   func setKeepAlive(_ enabled: Bool) throws(SocketError) {
-    try setOption(SOL_SOCKET, SO_KEEPALIVE, enabled)
-  }
-
-  private func setOption(_ level: Int32, _ name: Int32, _ enabled: Bool) throws(SocketError) {
-    guard hasHandles else { return }  // closed: a no-op, like every other call
-    var value: Int32 = enabled ? 1 : 0
-    if setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) != 0 { throw SocketError.current() }
+    if hasHandles { try Syscall.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, enabled) }
   }
 
   // MARK: The close path
@@ -361,7 +326,7 @@ final class TCPConnection: Transport {
       self.proto = nil
       self.connector = nil
       self.factory = nil
-      self.producer = nil
+      extras?.producer = nil
       producer?.stopProducing()
       if counted {
         counters.noteClosed()

@@ -92,7 +92,7 @@ public final class TCPConnector: Connector {
     // on) only to callbacks that are already set.
     let fd: Int32
     do throws(SocketError) {
-      fd = try Syscall.socket(address.family, SOCK_STREAM)
+      fd = try Syscall.socket(address.family, .stream)
     } catch {
       return failLater(.fromSocketError(error.code))
     }

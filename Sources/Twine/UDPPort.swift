@@ -46,7 +46,7 @@ public final class UDPPort: DatagramTransport {
     self.family = address.family
     let fd: Int32
     do throws(SocketError) {
-      fd = try Syscall.socket(family, SOCK_DGRAM)
+      fd = try Syscall.socket(family, .datagram)
       do throws(SocketError) {
         try Syscall.bind(fd, address)
       } catch {

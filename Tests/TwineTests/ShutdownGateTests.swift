@@ -39,7 +39,7 @@ private func opensNothing(_ body: () -> Void) -> Bool {
 }
 
 /// Binds a fresh socket of `type` to 127.0.0.1:`port`; true when the port was free.
-private func canBind(_ type: __socket_type, port: Int) -> Bool {
+private func canBind(_ type: Syscall.SocketType, port: Int) -> Bool {
   guard let fd = try? Syscall.socket(AF_INET, type) else { return false }
   defer { try? Syscall.close(fd) }
   guard let address = NumericAddress(host: "127.0.0.1", port: port) else { return false }
@@ -48,7 +48,7 @@ private func canBind(_ type: __socket_type, port: Int) -> Bool {
 
 /// A TCP port nothing listens on right now.
 private func freeTCPPort() throws -> Int {
-  let fd = try Syscall.socket(AF_INET, SOCK_STREAM)
+  let fd = try Syscall.socket(AF_INET, .stream)
   defer { try? Syscall.close(fd) }
   try Syscall.bind(fd, NumericAddress(host: "127.0.0.1", port: 0)!)
   return try Syscall.localAddress(fd).port
@@ -77,7 +77,7 @@ struct ShutdownGateTests {
         }
       })
     #expect(reactor.ports.isEmpty)
-    #expect(canBind(SOCK_STREAM, port: port), "the port stayed free")
+    #expect(canBind(.stream, port: port), "the port stayed free")
   }
 
   @Test("listenUNIX after shutdown throws .reactorShutDown and makes no socket file")
@@ -106,7 +106,7 @@ struct ShutdownGateTests {
       })
     #expect(reactor.udpPorts.isEmpty)
     #expect(recorder.started == 0)
-    #expect(canBind(SOCK_DGRAM, port: port), "the port stayed free")
+    #expect(canBind(.datagram, port: port), "the port stayed free")
   }
 
   @Test("listenSSL after shutdown throws .reactorShutDown before reading any file")
@@ -121,7 +121,7 @@ struct ShutdownGateTests {
         } throws: { isShutDownError($0) }
       })
     #expect(reactor.ports.isEmpty && reactor.tlsContexts.isEmpty)
-    #expect(canBind(SOCK_STREAM, port: port))
+    #expect(canBind(.stream, port: port))
   }
 
   @Test("connectTCP after shutdown fails with .reactorShutdown at once and opens no socket")

@@ -44,13 +44,13 @@ private let closedDescriptor = Int32.max - 1
 struct SyscallTests {
   @Test("socket() is always non-blocking and close-on-exec")
   func socketFlags() throws {
-    for type in [SOCK_STREAM, SOCK_DGRAM] {
+    for type in [Syscall.SocketType.stream, .datagram] {
       let fd = try Syscall.socket(AF_INET, type)
       defer { try? Syscall.close(fd) }
       #expect(fcntl(fd, F_GETFL) & O_NONBLOCK != 0)
       #expect(fcntl(fd, F_GETFD) & FD_CLOEXEC != 0)
     }
-    expectErrno(EAFNOSUPPORT) { _ = try Syscall.socket(12345, SOCK_STREAM) }
+    expectErrno(EAFNOSUPPORT) { _ = try Syscall.socket(12345, .stream) }
   }
 
   @Test("a closed descriptor gives EBADF from every wrapper")
@@ -118,12 +118,12 @@ struct SyscallTests {
 
   @Test("bind to a port in use gives EADDRINUSE; accept gives nil, then the connection")
   func bindListenAccept() throws {
-    let server = try Syscall.socket(AF_INET, SOCK_STREAM)
+    let server = try Syscall.socket(AF_INET, .stream)
     defer { try? Syscall.close(server) }
     try Syscall.bind(server, NumericAddress(host: "127.0.0.1", port: 0)!)
     try Syscall.listen(server, backlog: 4)
     let address = try Syscall.localAddress(server)
-    let other = try Syscall.socket(AF_INET, SOCK_STREAM)
+    let other = try Syscall.socket(AF_INET, .stream)
     defer { try? Syscall.close(other) }
     expectErrno(EADDRINUSE) { try Syscall.bind(other, NumericAddress(host: "127.0.0.1", port: address.port)!) }
     #expect(try Syscall.accept(server) == nil)
@@ -145,7 +145,7 @@ struct SyscallTests {
 
   @Test("connect to a missing UNIX-domain path gives ENOENT")
   func connectMissingPath() throws {
-    let fd = try Syscall.socket(AF_UNIX, SOCK_STREAM)
+    let fd = try Syscall.socket(AF_UNIX, .stream)
     defer { try? Syscall.close(fd) }
     let address = try #require(NumericAddress(SocketAddress(.unix(path: "/tmp/twine-no-such.sock"), port: 0)))
     expectErrno(ENOENT) { try Syscall.connect(fd, address) }
@@ -153,8 +153,8 @@ struct SyscallTests {
 
   @Test("recvFrom and sendTo carry a datagram and its sender; nil when none waits")
   func datagrams() throws {
-    let a = try Syscall.socket(AF_INET, SOCK_DGRAM)
-    let b = try Syscall.socket(AF_INET, SOCK_DGRAM)
+    let a = try Syscall.socket(AF_INET, .datagram)
+    let b = try Syscall.socket(AF_INET, .datagram)
     defer {
       try? Syscall.close(a)
       try? Syscall.close(b)

@@ -1,3 +1,4 @@
+import CLibevent
 import Glibc
 import LoopbackTestSupport
 import Testing
@@ -17,9 +18,13 @@ final class LimitedEcho: Protocol {
     if !switchAfterFirstRead { throttle() }
   }
 
+  /// Runs after the limit is set, with the transport (tests look at the connection's bufferevent).
+  var afterThrottle: ((any Transport) throws -> Void)?
+
   private func throttle() {
     if let limit { transport.setRateLimit(limit) }
     if let group { transport.joinRateLimitGroup(group) }
+    do { try afterThrottle?(transport) } catch { Issue.record(error) }
   }
 
   override func dataReceived(_ data: RawSpan) {
@@ -72,6 +77,30 @@ struct BufferedModeTests {
     let result = try echo(4 << 20)
     #expect(result.received.count == 1)
     #expect(result.server.counters.bytesIn == 4 << 20)
+  }
+
+  @Test("setRateLimit puts the connection's reads through its bufferevent, with libevent's token bucket on it")
+  func rateLimitIsOnTheBufferevent() throws {
+    final class Seen { var buffered = false; var readLimit = Int.max; var writeLimit = Int.max }
+    let seen = Seen()
+    let limit = RateLimit(readBytesPerSecond: 1 << 20, writeBytesPerSecond: 2 << 20)
+    _ = try echo(64 << 10) { echo in
+      echo.limit = limit
+      echo.afterThrottle = { transport in
+        let connection = try #require(transport as? TCPConnection)
+        guard let bev = connection.output.bufferevent else {
+          Issue.record("no bufferevent")
+          return
+        }
+        seen.buffered = connection.reader.isBuffered
+        seen.readLimit = bufferevent_get_read_limit(bev)
+        seen.writeLimit = bufferevent_get_write_limit(bev)
+      }
+    }
+    #expect(seen.buffered, "reads go through the bufferevent")
+    // Without a limit libevent reports EV_SSIZE_MAX; with one, at most the bucket's burst.
+    #expect(seen.readLimit <= 1 << 20)
+    #expect(seen.writeLimit <= 2 << 20)
   }
 
   @Test("switching to buffered mode after the first read loses and repeats no byte")

@@ -147,6 +147,40 @@ struct ClosePathTests {
     #expect(reactor.connections.isEmpty)
   }
 
+  @Test("a close inside dataReceived waits for it: connectionLost comes after dataReceived returns, once")
+  func closeInsideCallbackIsDeferred() throws {
+    final class AbortInside: Protocol {
+      var inside = false
+      var onLost: (_ reason: CloseReason, _ duringDataReceived: Bool) -> Void = { _, _ in }
+      override func dataReceived(_ data: RawSpan) {
+        inside = true
+        transport.abortConnection(reason: .protocolError("no"))
+        transport.loseConnection()  // a second close inside the same callback changes nothing
+        inside = false
+      }
+      override func connectionLost(_ reason: CloseReason) { onLost(reason, inside) }
+    }
+    var lost: [(CloseReason, Bool)] = []
+    let reactor = try Reactor()
+    let server = Factory { _ in
+      let proto = AbortInside()
+      proto.onLost = {
+        lost.append(($0, $1))
+        reactor.stop()
+      }
+      return proto
+    }
+    let port = try listen(reactor, server)
+    let clients = ClientMaker()
+    clients.configure = { $0.message = Array("hi".utf8) }
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    run(reactor)
+    #expect(lost.count == 1)
+    #expect(lost.first?.0 == .protocolError("no"))
+    #expect(lost.first?.1 == false, "connectionLost ran inside dataReceived")
+    #expect(server.counters.live == 0)
+  }
+
   @Test("stopping the reactor closes open connections with .reactorShutdown")
   func shutdownClosesConnections() throws {
     final class Holder: Protocol {

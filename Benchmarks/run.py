@@ -54,7 +54,7 @@ VENV_PYTHON = os.path.join(HERE, ".venv", "bin", "python")
 TWISTED_SERVER = os.path.join(HERE, "twisted", "server.py")
 GREETING = "Hello This is HD's Test protocol\r\n"
 KEEP_HEADER = "## What each change bought"
-ALL_SERVERS = ["epoll", "libevent", "nio", "twisted", "twine"]
+ALL_SERVERS = ["epoll", "libevent", "nio", "twisted", "twine", "twine-base"]
 LABELS = {
     "chost-c": "C host, C bufferevent echo",
     "chost-twine": "C host, Twine echo (C API)",
@@ -63,6 +63,7 @@ LABELS = {
     "nio": "SwiftNIO",
     "twisted": "Twisted",
     "twine": "Twine",
+    "twine-base": "Twine, baseline build",
 }
 COLORS = {
     "epoll": "#888888",
@@ -70,15 +71,17 @@ COLORS = {
     "nio": "#f28e2b",
     "twisted": "#59a14f",
     "twine": "#e15759",
+    "twine-base": "#b07aa1",
 }
 # The TLS row: servers that have a TLS echo, and the one the others are compared with.
-TLS_SERVERS = ("libevent", "twine")
+TLS_SERVERS = ("libevent", "twine", "twine-base")
 BASE_NAMES = {"epoll": "epoll", "libevent": "libevent C"}
 SATURATED_PCT = 90.0  # loadgen CPU at or above this: flag it
 NOISY_PCT = 25.0  # other processes used more than this much of a CPU during a run: retry it
 RETRIES = 2
 RETRY_BUDGET = {"s": 180.0}  # seconds all retries together may add (run time stays bounded)
 C_HOST = {"path": None}  # the example C host (--c-host), for the embedding row
+BASELINE = {"path": None}  # an earlier twine binary (--twine-baseline), measured as server "twine-base"
 
 
 class Interrupted(Exception):
@@ -286,6 +289,10 @@ def server_argv(name, mode, twine):
             return None, f"C host {repo_path(path)} not built (make c-host)"
         argv = [path, "--echo-port", "0", "--heartbeat-ms", "1000"]
         return (argv + ["--c-echo"] if name == "chost-c" else argv), None
+    if name == "twine-base":
+        if not BASELINE["path"]:
+            return None, "no --twine-baseline given"
+        name, twine = "twine", BASELINE["path"]
     if name == "twine":
         if not twine:
             return None, "no --twine given"
@@ -1267,9 +1274,17 @@ def smoke(args):
 def main():
     p = argparse.ArgumentParser(description="Twine benchmark orchestrator")
     p.add_argument("--twine", help="path to the twine binary")
+    p.add_argument(
+        "--twine-baseline",
+        help="an earlier build's twine binary, measured interleaved with --twine as server twine-base (A/B of a change)",
+    )
     p.add_argument("--quick", action="store_true", help="1 round, short runs, fewer configurations (< 2 min)")
     p.add_argument("--rounds", type=int, default=0, help="rounds (default 5, or 1 with --quick)")
-    p.add_argument("--servers", default=",".join(ALL_SERVERS), help="comma-separated subset of " + ",".join(ALL_SERVERS))
+    p.add_argument(
+        "--servers",
+        default=",".join(s for s in ALL_SERVERS if s != "twine-base"),
+        help="comma-separated subset of " + ",".join(ALL_SERVERS) + " (twine-base needs --twine-baseline)",
+    )
     p.add_argument("--configs", default="", help="comma-separated configuration keys (default: all)")
     p.add_argument("--out", default=os.path.join(HERE, "BENCHMARKS.md"), help="report path (benchmarks.svg goes next to it)")
     p.add_argument("--smoke", action="store_true", help="CI smoke test instead of the benchmark")
@@ -1278,6 +1293,7 @@ def main():
     p.add_argument("--only-embedding", action="store_true", help="measure only the embedding row; no report")
     args = p.parse_args()
     C_HOST["path"] = os.path.abspath(args.c_host) if args.c_host else None
+    BASELINE["path"] = os.path.abspath(args.twine_baseline) if args.twine_baseline else None
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.from_json:

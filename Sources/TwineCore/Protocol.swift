@@ -16,7 +16,12 @@ open class Protocol {
   public internal(set) var transport: (any Transport)!
 
   /// The factory that built this protocol (``Factory/buildProtocol(_:)`` sets it; an override should too), or nil.
-  public var factory: Factory?
+  ///
+  /// Weak: the transport holds the factory while the connection is open (as do the ports
+  /// and connectors that use it), so it is there whenever a callback runs. Held strongly it
+  /// would make a cycle with any closure factory whose closure keeps the protocols it built
+  /// (factory → closure → protocol → factory), and neither would ever be freed.
+  public weak var factory: Factory?
 
   /// True between ``makeConnection(_:)`` and ``connectionLost(_:)``.
   public internal(set) var connected = false

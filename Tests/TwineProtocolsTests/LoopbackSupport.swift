@@ -1,3 +1,4 @@
+import CLibevent
 import Foundation
 import Testing
 import Twine

@@ -189,13 +189,18 @@ final class TCPConnection: Transport, QueuedClosing {
   /// Turns the read interest on or off (the TLS handshake reads by itself until it is done).
   func setReading(_ on: Bool) {
     guard hasHandles, tls?.handshaking != true else { return }
-    guard reader.isBuffered else { return reader.arm(on) }
+    // libevent could not register the interest (epoll_ctl ENOMEM): a connection that can
+    // never read again ends now rather than hanging.
+    guard reader.isBuffered else {
+      if !reader.arm(on) { close(.error(SocketError.from(code: ENOMEM))) }
+      return
+    }
     guard let bev = output.bufferevent else { return }
     guard on else {
       bufferevent_disable(bev, Int16(EV_READ))
       return
     }
-    bufferevent_enable(bev, Int16(EV_READ))
+    guard bufferevent_enable(bev, Int16(EV_READ)) == 0 else { return close(.error(SocketError.from(code: ENOMEM))) }
     // Bytes read before a pause wait in the input: deliver them from the loop.
     if evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
       bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
@@ -241,11 +246,10 @@ final class TCPConnection: Transport, QueuedClosing {
           sendError = error.code  // queue it anyway: libevent's own write meets the error and reports it
         }
       }
-      guard let bev = output.bufferevent ?? makeOutputQueue() else {
-        close(.error(SocketError.from(code: ENOMEM)))
-        return
-      }
-      bufferevent_write(bev, bytes.baseAddress! + offset, count - offset)
+      // A byte that cannot be queued would leave a hole in the stream: end it instead.
+      guard output.bufferevent != nil || makeOutputQueue() != nil,
+        output.enqueue(bytes.baseAddress! + offset, count: count - offset)
+      else { return close(.error(SocketError.from(code: ENOMEM))) }
       run(life.queueGrew(to: queued))
     }
   }

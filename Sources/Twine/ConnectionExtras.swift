@@ -8,6 +8,8 @@ final class ConnectionExtras {
   var tls: TLSSession?
   /// Set when `connect()` itself failed: the reason the attempt ends with, whatever libevent reports next.
   var connectFailure: CloseReason?
+  /// The port's handshake slot this connection holds until its TLS handshake ends.
+  var handshakeSlot: HandshakeBudget?
   /// The local address, asked of the socket once.
   var hostAddress: SocketAddress?
 }

@@ -16,6 +16,22 @@ public final class ListeningPort {
   private var warnedExhaustion = false
   /// For a TLS port (`listenSSL`): the context its connections handshake with.
   private let tls: TLSSetup?
+  /// TLS handshakes in progress, against ``maxPendingHandshakes``.
+  private let handshakes = HandshakeBudget(limit: 1024)
+
+  /// TLS ports: how many handshakes may be in progress at once (default 1,024). A connection
+  /// past it is closed at once, before any TLS work, so peers that connect and stay silent
+  /// cannot grow the process until their handshake deadline.
+  public var maxPendingHandshakes: Int {
+    get { handshakes.limit }
+    set { handshakes.limit = max(1, newValue) }
+  }
+
+  /// TLS handshakes in progress now.
+  public var pendingHandshakes: Int { handshakes.inProgress }
+
+  /// Connections closed because ``maxPendingHandshakes`` were already in progress.
+  public var refusedHandshakes: Int { handshakes.refused }
 
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
@@ -114,7 +130,15 @@ public final class ListeningPort {
     warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
     if let tls {  // the protocol is built after the handshake
-      TCPConnection.acceptTLS(reactor: reactor, fd: fd, peer: peer, factory: factory, setup: tls)
+      guard handshakes.take() else {
+        if handshakes.refused == 1 || handshakes.refused % 1000 == 0 {
+          reactor.logger.warning(
+            "too many TLS handshakes in progress; connection closed",
+            metadata: ["port": "\(address)", "limit": "\(handshakes.limit)", "refused": "\(handshakes.refused)"])
+        }
+        return Self.closeIgnoringErrors(fd)
+      }
+      TCPConnection.acceptTLS(reactor: reactor, fd: fd, peer: peer, factory: factory, setup: tls, slot: handshakes)
       return
     }
     guard let proto = factory.buildProtocol(peer) else {

@@ -54,10 +54,11 @@ struct OutputQueue: ~Copyable {
     bufferevent = filter
   }
 
-  /// Queues `count` bytes at `bytes` (the bufferevent must exist).
-  func enqueue(_ bytes: UnsafeRawPointer, count: Int) {
-    guard let bufferevent else { return }
-    bufferevent_write(bufferevent, bytes, count)
+  /// Queues `count` bytes at `bytes`; false when they could not be (no bufferevent, or
+  /// libevent could not allocate): the stream has lost bytes and must end.
+  func enqueue(_ bytes: UnsafeRawPointer, count: Int) -> Bool {
+    guard let bufferevent else { return false }
+    return bufferevent_write(bufferevent, bytes, count) == 0
   }
 
   /// Makes the write callback fire when the queue drains to `lowWater` (nil: when it is empty).

@@ -24,6 +24,8 @@ public final class Reactor: Scheduler {
   public var logger: Logger
   /// Open connections: each stays alive here until its bufferevent is freed.
   let connections = ConnectionList()
+  /// Closes caused while a callback runs wait here and run one after another (never nested).
+  let closes = CloseQueue()
   /// Listening ports, until `stopListening`.
   var ports: [ObjectIdentifier: ListeningPort] = [:]
   /// UDP ports, until `stopListening`.

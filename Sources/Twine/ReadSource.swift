@@ -27,9 +27,10 @@ struct ReadSource: ~Copyable {
   var isReady: Bool { isBuffered || event != nil }
 
   /// Adds (`true`) or removes the direct read interest; a buffered source does nothing here.
-  func arm(_ on: Bool) {
-    guard let event else { return }
-    if on { event_add(event, nil) } else { event_del(event) }
+  /// False when libevent could not add it.
+  func arm(_ on: Bool) -> Bool {
+    guard let event else { return true }
+    return (on ? event_add(event, nil) : event_del(event)) == 0
   }
 
   /// From now on the bufferevent reads: the direct event is freed (allowed inside its own callback).

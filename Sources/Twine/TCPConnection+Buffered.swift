@@ -14,7 +14,7 @@ extension TCPConnection {
   /// The bufferevent read into its input: hand each chain up, borrowed.
   func bufferedReadable() {
     guard hasHandles, reader.isBuffered, output.bufferevent != nil else { return }
-    life.enterCallback()
+    enterCallback()
     deliverBufferedInput()
     if eofAfterInput && !hasBufferedInput {
       eofAfterInput = false
@@ -50,7 +50,7 @@ extension TCPConnection {
   func event(_ what: Int16) {
     let code = twine_socket_error()  // read before anything else can change it
     let what = Int32(what)
-    life.enterCallback()
+    enterCallback()
     if what & BEV_EVENT_CONNECTED != 0 {
       if let tls { tlsHandshakeCompleted(tls) }
       connected()

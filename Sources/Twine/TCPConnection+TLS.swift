@@ -18,18 +18,26 @@ import CLibevent
 extension TCPConnection {
   /// Serves accepted socket `fd` over TLS: the handshake runs now, the protocol starts after it.
   static func acceptTLS(
-    reactor: Reactor, fd: Int32, peer: SocketAddress, factory: Factory, setup: TLSSetup
+    reactor: Reactor, fd: Int32, peer: SocketAddress, factory: Factory, setup: TLSSetup, slot: HandshakeBudget
   ) {
     guard let session = TLSSession.accepting(fd: fd, setup, base: reactor.base) else {
       reactor.logger.error("cannot make a TLS bufferevent; connection dropped", metadata: ["peer": "\(peer)"])
       evutil_closesocket(fd)
+      slot.release()
       return
     }
     let connection = TCPConnection(
       reactor: reactor, fd: fd, bev: session.bufferevent, factory: factory, peer: peer, connector: nil,
       buffered: true)
     connection.tls = session
+    connection.madeExtras.handshakeSlot = slot
     connection.armHandshakeDeadline(setup.options.handshakeTimeout)
+  }
+
+  /// Gives back the port's handshake slot (once): the handshake ended, or the connection did.
+  func releaseHandshakeSlot() {
+    extras?.handshakeSlot?.release()
+    extras?.handshakeSlot = nil
   }
 
   /// Upgrades this connection to TLS (STARTTLS); see ``Transport/startTLS(_:)``.
@@ -64,6 +72,7 @@ extension TCPConnection {
   /// filter (or stays off, with the plain bufferevent below it, while paused).
   func tlsHandshakeCompleted(_ tls: TLSSession) {
     tls.handshakeCompleted()
+    releaseHandshakeSlot()
     guard life.phase == .open || life.phase == .closing else { return }
     setReading(false)
     setReading(life.readingArmed)

@@ -13,7 +13,7 @@ import CLibevent
 /// 2.1's bufferevent reads 4 KiB per callback); `write` sends at once when nothing is
 /// queued and queues only what the kernel did not take (one copy). Buffered mode (rate
 /// limits, TLS, a host's bufferevent) goes through the bufferevent: TCPConnection+Buffered.swift.
-final class TCPConnection: Transport {
+final class TCPConnection: Transport, QueuedClosing {
   /// Unowned(unsafe): the reactor frees this object's handles in its shutdown, before it goes.
   unowned(unsafe) let reactor: Reactor
   /// The socket's number (owned by ``output``).
@@ -116,7 +116,7 @@ final class TCPConnection: Transport {
     life.opened()
     try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true)
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
-    life.enterCallback()
+    enterCallback()
     proto.makeConnection(self)
     leaveCallback()  // reading starts here: a protocol that greets and closes never reads
   }
@@ -126,7 +126,7 @@ final class TCPConnection: Transport {
   /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
     guard hasHandles, !reader.isBuffered else { return }
-    life.enterCallback()
+    enterCallback()
     let buffer = reactor.readBuffer
     for _ in 0..<Self.readsPerCallback {
       guard life.wantsInput, !reader.isBuffered, let proto else { break }
@@ -149,13 +149,22 @@ final class TCPConnection: Transport {
 
   /// The output queue drained to its low-water mark (0 unless flow control is watching it).
   func writeDrained() {
-    life.enterCallback()
+    enterCallback()
     run(life.writeDrained(queued: queued))
     leaveCallback()  // closes a closing connection whose queue is now empty
   }
 
-  /// Ends a callback of this connection (each starts with `life.enterCallback()`).
-  func leaveCallback() { run(life.leaveCallback(queued: queued)) }
+  /// Starts a callback: a close inside waits for its end; others' closes it causes wait in the reactor's ``CloseQueue``.
+  func enterCallback() {
+    reactor.closes.enter()
+    life.enterCallback()
+  }
+
+  /// Ends a callback of this connection (each starts with ``enterCallback()``).
+  func leaveCallback() {
+    run(life.leaveCallback(queued: queued))
+    reactor.closes.leave()
+  }
 
   /// Runs what the lifecycle decided, in ``StreamActions``' order.
   func run(_ actions: StreamActions) {
@@ -174,26 +183,33 @@ final class TCPConnection: Transport {
       reactor.logger.warning(
         "output past the hard limit; connection aborted", metadata: ["peer": "\(peerAddress)", "queued": "\(queued)"])
     }
-    if let reason = actions.finishClose { finishClose(reason) }
+    if let reason = actions.finishClose { reactor.closes.close(self, reason) }
   }
 
   /// Turns the read interest on or off (the TLS handshake reads by itself until it is done).
   func setReading(_ on: Bool) {
     guard hasHandles, tls?.handshaking != true else { return }
-    guard reader.isBuffered else { return reader.arm(on) }
+    // libevent could not register the interest (epoll_ctl ENOMEM): a connection that can
+    // never read again ends now rather than hanging.
+    guard reader.isBuffered else {
+      if !reader.arm(on) { close(.error(SocketError.from(code: ENOMEM))) }
+      return
+    }
     guard let bev = output.bufferevent else { return }
     guard on else {
       bufferevent_disable(bev, Int16(EV_READ))
       return
     }
-    bufferevent_enable(bev, Int16(EV_READ))
+    guard bufferevent_enable(bev, Int16(EV_READ)) == 0 else { return close(.error(SocketError.from(code: ENOMEM))) }
     // Bytes read before a pause wait in the input: deliver them from the loop.
     if evbuffer_get_length(bufferevent_get_input(bev)) > 0 {
       bufferevent_trigger(bev, Int16(EV_READ), Int32(BEV_TRIG_DEFER_CALLBACKS.rawValue))
     }
   }
 
-  var scheduler: any Scheduler { reactor }
+  /// The reactor while the connection is open; after the close an inert scheduler (the
+  /// reactor may be gone by then), whose calls never run.
+  var scheduler: any Scheduler { hasHandles ? reactor : InertScheduler.shared }
 
   /// A client connection completed, or a TLS server connection's handshake did: build the protocol and start.
   func connected() {
@@ -230,11 +246,10 @@ final class TCPConnection: Transport {
           sendError = error.code  // queue it anyway: libevent's own write meets the error and reports it
         }
       }
-      guard let bev = output.bufferevent ?? makeOutputQueue() else {
-        close(.error(SocketError.from(code: ENOMEM)))
-        return
-      }
-      bufferevent_write(bev, bytes.baseAddress! + offset, count - offset)
+      // A byte that cannot be queued would leave a hole in the stream: end it instead.
+      guard output.bufferevent != nil || makeOutputQueue() != nil,
+        output.enqueue(bytes.baseAddress! + offset, count: count - offset)
+      else { return close(.error(SocketError.from(code: ENOMEM))) }
       run(life.queueGrew(to: queued))
     }
   }
@@ -272,33 +287,6 @@ final class TCPConnection: Transport {
     set { run(life.setLimits(newValue)) }
   }
 
-  var peer: SocketAddress { peerAddress }
-
-  var host: SocketAddress {
-    if let found = extras?.hostAddress { return found }
-    // Asked of the socket once, on first use (a closed socket's number may belong to another).
-    guard hasHandles, let found = SocketAddress.of(fd: fd, peer: false) else { return SocketAddress(.ipv4(0), port: 0) }
-    madeExtras.hostAddress = found
-    return found
-  }
-
-  var pendingWriteCount: Int { queued }
-
-  var peerCredentials: PeerCredentials? { hasHandles ? PeerCredentials.of(fd: fd) : nil }
-
-  var disconnecting: Bool { life.isDisconnecting }
-
-  /// The phase, for the connector and the reactor.
-  var state: StreamLifecycle.Phase { life.phase }
-
-  func setTCPNoDelay(_ enabled: Bool) throws(SocketError) {
-    if hasHandles { try Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, enabled) }  // closed: a no-op
-  }
-
-  func setKeepAlive(_ enabled: Bool) throws(SocketError) {
-    if hasHandles { try Syscall.setOption(fd, SOL_SOCKET, SO_KEEPALIVE, enabled) }
-  }
-
   // MARK: The close path
 
   /// Ends the connection for `reason`, discarding queued output. Inside one of this
@@ -306,14 +294,21 @@ final class TCPConnection: Transport {
   func close(_ reason: CloseReason) { run(life.close(reason)) }
 
   /// The one place the handles are freed, the counters updated and `connectionLost` called.
+  func finishQueuedClose(_ reason: CloseReason) { finishClose(reason) }
+
   private func finishClose(_ reason: CloseReason) {
     guard hasHandles else { return }
     withExtendedLifetime(self) {
       hasHandles = false
+      releaseHandshakeSlot()
       reader.free()
       // In buffered mode the bytes may need libevent's processing (TLS): no raw flush.
       if reason == .reactorShutdown && !reader.isBuffered { output.flushOnce(fd: fd) }
-      let orderly = reason == life.closingReason || reason == .closedByPeer
+      let orderly = life.closedGracefully
+      // FIN, not RST, even with unread input.
+      if orderly || reason == .reactorShutdown, tls == nil {
+        StreamSocket.shutWriteAndDiscardInput(fd, scratch: reactor.readBuffer)
+      }
       let tls = self.tls
       // close_notify only after an orderly flush (ours, or the peer's clean close).
       output.free { _ in tls?.finish(sendCloseNotify: orderly) }

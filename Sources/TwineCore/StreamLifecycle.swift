@@ -37,6 +37,9 @@ public struct StreamLifecycle: Sendable {
   public private(set) var callbackDepth = 0
   /// A close decided inside a callback, run when the callback ends.
   public private(set) var pendingClose: CloseReason?
+  /// The close came after an orderly flush (`loseConnection`, both sides' end of stream), not
+  /// an abort or an error: the transport ends with FIN (and TLS's close_notify), never RST.
+  public private(set) var closedGracefully = false
   /// The protocol paused reading (`pauseProducing`).
   public private(set) var pausedByUser = false
   /// Queued output passed the high-water mark and has not drained to the low one.
@@ -104,7 +107,7 @@ public struct StreamLifecycle: Sendable {
       actions.finishClose = reason
       return actions
     }
-    if phase == .closing && queued == 0 { return close(closingReason ?? .closedByPeer) }
+    if phase == .closing && queued == 0 { return closeGracefully(closingReason ?? .closedByPeer) }
     syncReading(&actions)
     return actions
   }
@@ -133,7 +136,7 @@ public struct StreamLifecycle: Sendable {
       phase = .closing
       closingReason = reason
       // Inside a callback the close waits for it to end, so writes made after this still go out.
-      if queued == 0 && callbackDepth == 0 { return close(reason) }
+      if queued == 0 && callbackDepth == 0 { return closeGracefully(reason) }
       var actions = StreamActions()
       syncReading(&actions)
       return actions
@@ -166,11 +169,11 @@ public struct StreamLifecycle: Sendable {
     guard phase == .open || phase == .closing else { return actions }
     syncReading(&actions)
     if writeShut {
-      return merge(actions, close(.closedByUs))
+      return merge(actions, closeGracefully(.closedByUs))
     } else if phase == .open && supportsHalfClose && protocolHalfCloseable {
       actions.readConnectionLost = true
     } else if queued == 0 {
-      return merge(actions, close(.closedByPeer))
+      return merge(actions, closeGracefully(.closedByPeer))
     } else {
       phase = .closing
       actions.flushAfterPeerEOF = true
@@ -264,10 +267,16 @@ public struct StreamLifecycle: Sendable {
 
   // MARK: Helpers
 
+  /// ``close(_:)`` after an orderly flush: marks it ``closedGracefully``.
+  private mutating func closeGracefully(_ reason: CloseReason) -> StreamActions {
+    if phase != .closed { closedGracefully = true }
+    return close(reason)
+  }
+
   private mutating func shutWrite(_ actions: inout StreamActions) {
     writeShut = true
     actions.shutWrite = true
-    if peerFinished { actions = merge(actions, close(.closedByUs)) }
+    if peerFinished { actions = merge(actions, closeGracefully(.closedByUs)) }
   }
 
   /// Turns the read interest on or off to match ``wantsInput``: off at once, on only

@@ -10,6 +10,10 @@ public final class ManualClock: Scheduler {
   /// Makes a clock at time 0.
   public init() {}
 
+  /// The close queue of the in-memory "loop": transports on this clock run closes through it
+  /// one after another, as the reactor does (a close never runs inside another).
+  public let closes = CloseQueue()
+
   /// Calls still waiting, soonest first.
   public var pendingCalls: [any ScheduledCall] { calls.filter(\.isActive).sorted(by: Self.order) }
 

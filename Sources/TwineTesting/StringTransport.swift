@@ -10,7 +10,7 @@ import TwineCore
 /// aborts at the same marks. As with the real transport, a
 /// connected protocol and its transport hold each other until the connection closes: end
 /// a test with ``peerClosed(_:)`` (or let the protocol close) so neither leaks.
-public final class StringTransport: Transport {
+public final class StringTransport: Transport, QueuedClosing {
   /// Every byte the protocol wrote, in order.
   public private(set) var written: [UInt8] = []
   /// True once the protocol called `loseConnection()` or `abortConnection()`, or the connection closed.
@@ -92,7 +92,7 @@ public final class StringTransport: Transport {
     self.proto = proto
     life.protocolHalfCloseable = proto is any HalfCloseable
     life.opened()
-    life.enterCallback()
+    enterCallback()
     proto.makeConnection(self)
     leaveCallback()
   }
@@ -122,7 +122,7 @@ public final class StringTransport: Transport {
   /// once held writes are flushed.
   public func peerHalfClosed() {
     guard proto != nil, closeReason == nil else { return }
-    life.enterCallback()
+    enterCallback()
     run(life.peerFinished(queued: held.count))
     leaveCallback()
   }
@@ -152,7 +152,7 @@ public final class StringTransport: Transport {
     written.append(contentsOf: held[..<moved])
     held.removeFirst(moved)
     // As on TCP, this runs as a callback of the connection: a close inside waits for its end.
-    life.enterCallback()
+    enterCallback()
     run(life.writeDrained(queued: held.count))
     leaveCallback()
   }
@@ -228,7 +228,15 @@ public final class StringTransport: Transport {
 
   // MARK: Running the lifecycle's actions
 
-  private func leaveCallback() { run(life.leaveCallback(queued: held.count)) }
+  private func enterCallback() {
+    clock.closes.enter()
+    life.enterCallback()
+  }
+
+  private func leaveCallback() {
+    run(life.leaveCallback(queued: held.count))
+    clock.closes.leave()
+  }
 
   /// Runs what the lifecycle decided. Reading needs no switching here: ``receive(_:)``
   /// asks the lifecycle, and starting to read delivers what waited.
@@ -240,7 +248,7 @@ public final class StringTransport: Transport {
     if actions.readConnectionLost, let halfCloseable = proto as? any HalfCloseable {
       halfCloseable.readConnectionLost()
     }
-    if let reason = actions.finishClose { finishClose(reason) }
+    if let reason = actions.finishClose { clock.closes.close(self, reason) }
   }
 
   /// Hands what waits in ``unread`` to the protocol while it wants input, as one read.
@@ -248,14 +256,16 @@ public final class StringTransport: Transport {
     while life.wantsInput, !unread.isEmpty, let proto {
       let bytes = unread
       unread = []
-      life.enterCallback()
+      enterCallback()
       bytes.withUnsafeBytes { proto.dataReceived($0.bytes) }
       leaveCallback()
     }
   }
 
-  /// The one close: drops what is held, updates the counters, calls `connectionLost`.
-  private func finishClose(_ reason: CloseReason) {
+  /// The one close, run by the clock's ``CloseQueue``: drops what is held, updates the
+  /// counters, calls `connectionLost`.
+  public func finishQueuedClose(_ reason: CloseReason) {
+    guard closeReason == nil else { return }
     closeReason = reason
     held = []
     unread = []

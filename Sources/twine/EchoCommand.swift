@@ -27,6 +27,12 @@ struct EchoCommand: ParsableCommand {
   @Option(help: ArgumentHelp("The PEM private key of --tls-cert.", valueName: "file"))
   var tlsKey: String?
 
+  @Option(
+    help: ArgumentHelp(
+      "TLS handshakes in progress at once (default: --max-connections); past it a connection is closed at once.",
+      valueName: "n"))
+  var maxHandshakes: Int?
+
   @Option(help: "Bytes per second each connection may read and write (libevent's token buckets).")
   var rateLimit: Int?
 
@@ -35,6 +41,7 @@ struct EchoCommand: ParsableCommand {
 
   func validate() throws {
     guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
+    if let maxHandshakes, maxHandshakes < 1 { throw ValidationError("--max-handshakes must be 1 or more") }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
@@ -47,7 +54,7 @@ struct EchoCommand: ParsableCommand {
     if udp { return try serveUDP(UDPEcho(), options) }
     if let unix { return try serveUNIX(streamFactory(), path: unix, options) }
     let tls = tlsCert.flatMap { cert in tlsKey.map { TLSOptions.server(certificateFile: cert, privateKeyFile: $0) } }
-    try serve(streamFactory(), options, tls: tls)
+    try serve(streamFactory(), options, tls: tls, maxHandshakes: maxHandshakes ?? max(1, maxConnections))
   }
 
   /// The counting Echo, throttled when a rate limit was asked for.

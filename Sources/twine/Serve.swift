@@ -25,12 +25,15 @@ func serve(
   }
 }
 
-/// Serves `factory` on TCP as `options` say (over TLS with `tls`).
-func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil) throws {
+/// Serves `factory` on TCP as `options` say (over TLS with `tls`, at most `maxHandshakes`
+/// handshakes in progress at once).
+func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil, maxHandshakes: Int = 1024) throws {
   try serve(options) { reactor in
-    let port =
-      try tls.map { try reactor.listenSSL(options.port, factory: factory, tls: $0, interface: options.interface) }
-      ?? reactor.listenTCP(options.port, factory: factory, interface: options.interface)
+    guard let tls else {
+      return try reactor.listenTCP(options.port, factory: factory, interface: options.interface).address.description
+    }
+    let port = try reactor.listenSSL(options.port, factory: factory, tls: tls, interface: options.interface)
+    port.maxPendingHandshakes = maxHandshakes
     return port.address.description
   } summary: {
     counts(factory)

@@ -96,6 +96,29 @@ struct TLSEchoCommandTests {
     #expect(server.isRunning)
   }
 
+  @Test("handshakes in progress are bounded by --max-connections: silent connects past it are closed at once")
+  func silentHandshakesBounded() throws {
+    let certificate = try Certificate()
+    let server = try TwineServer([
+      "echo", "--port", "0", "--max-connections", "10", "--tls-cert", certificate.certificate,
+      "--tls-key", certificate.key,
+    ])
+    defer { server.kill() }
+    let held = try (0..<10).map { _ in try TCPClient.connect(port: server.port) }
+    pause(0.3)  // the server has accepted them: ten handshakes in progress
+    for _ in 0..<20 {
+      let extra = try TCPClient.connect(port: server.port)
+      let ended = try extra.readToEnd(timeout: 5)  // throws if the server keeps it waiting
+      #expect(ended.bytes.isEmpty)
+    }
+    for client in held { #expect(!client.isReadable(timeout: 0.01), "a handshake within the limit was cut") }
+    for client in held { client.close() }
+    pause(0.3)
+    let echoed = try roundTrip(
+      Array("after the silent ones\n".utf8), port: server.port, certificate: certificate.certificate)
+    #expect(echoed == Array("after the silent ones\n".utf8))
+  }
+
   @Test("a missing certificate file: exit 1 with a one-line message naming it")
   func missingCertificate() throws {
     let twine = try TwineExecutable.path()

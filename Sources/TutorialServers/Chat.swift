@@ -4,11 +4,17 @@ import TwineProtocols
 /// One chat user (the classic Twisted chat): every line is sent to everyone else as
 /// `<nick> line`; `/nick NAME` renames, `/quit` leaves. New users are `guest-N`.
 ///
-/// Safe against a hostile or slow peer: a line over ``ChatFactory/maxLineLength`` drops
-/// only its sender (`.protocolError`); a user whose unread output passes
-/// ``ChatFactory/maxPendingBytes`` is disconnected (`.bufferOverflow`) while the others go on;
-/// control characters are replaced by `?` before a line is relayed, so no one can send
-/// terminal escapes to the others.
+/// Safe against a hostile or slow peer, dropping only that peer:
+/// - a line over ``ChatFactory/maxLineLength``, or one not finished within
+///   ``ChatFactory/lineTimeout``, drops its sender;
+/// - fairness: a user whose unread output passes ``ChatFactory/pauseMark`` is *backlogged*
+///   until it drains to ``ChatFactory/resumeMark``; a sender that puts more than
+///   ``ChatFactory/senderAllowance`` bytes into a backlogged user's queue stops being read
+///   until every such queue has drained (or its reader left). So a flooder goes at the pace
+///   of the slowest reader, and a reader that keeps reading is never dropped for it;
+/// - a backlogged user that reads nothing for ``ChatFactory/stallTimeout`` is dropped, and
+///   one whose queue passes ``ChatFactory/maxPendingBytes`` anyway (`.bufferOverflow`);
+/// - control characters and invalid UTF-8 (``ChatText``) are relayed as `?`.
 public final class ChatProtocol: LineReceiver, TimeoutMixin {
   /// The idle timer behind ``ChatFactory/idleTimeout``.
   public let idleTimer = IdleTimer()
@@ -19,6 +25,29 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   /// The room this user is in (``ChatFactory`` builds each user with itself as the room),
   /// or nil for a user made by `init()`, which is closed as soon as it connects.
   public let room: ChatFactory?
+
+  /// True while this user's unread output is past ``ChatFactory/pauseMark`` and has not
+  /// drained to ``ChatFactory/resumeMark`` since.
+  public private(set) var isBacklogged = false
+
+  /// True while this user's input is held because it filled a backlogged user's queue.
+  public var isHeldBack: Bool { !blockers.isEmpty }
+
+  /// Bytes written to this user's transport, so `written - pendingWriteCount` is what it has read.
+  private var written = 0
+  /// While backlogged: bytes each sender put into this queue since it became backlogged.
+  private var sentWhileBacklogged: [ObjectIdentifier: Int] = [:]
+  /// The backlogged users whose queues this user filled; it is read again once this is empty.
+  private var blockers: Set<ObjectIdentifier> = []
+  private var stallCheck: (any ScheduledCall)?
+  private var drainedAtCheck = 0
+  private var lastProgress = 0.0
+  /// When the unfinished line held now began, or nil.
+  private var lineStart: Double?
+  private var lineCheck: (any ScheduledCall)?
+  private var completedLine = false
+  /// What the others are told in `* NICK left (...)`, when the reason alone would not say.
+  private var leaveNote: String?
 
   /// A user of `room`.
   public init(room: ChatFactory) {
@@ -32,61 +61,177 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
     super.init()
   }
 
-  /// Joins the room: greets, tells the others, starts the idle timeout.
+  /// Joins the room (or refuses past ``ChatFactory/maxConnections``): greets, tells the
+  /// others, sets the output marks and starts the idle timeout.
   public override func connectionMade() {
     guard let room else {
       transport.loseConnection()
       return
     }
+    if refuseIfOver(maxConnections: room.maxConnections, message: CountingEcho.refusal + "\r\n") { return }
     maxLength = room.maxLineLength
-    let limit = room.maxPendingBytes
-    transport.writeBufferLimits = WriteBufferLimits(lowWater: limit / 4, highWater: limit / 2, hardLimit: limit)
+    transport.writeBufferLimits = WriteBufferLimits(
+      lowWater: room.resumeMark, highWater: room.pauseMark, hardLimit: room.maxPendingBytes)
+    transport.registerProducer(OutputWatch(self))
     nick = room.join(self)
-    sendLine("* welcome, \(nick); /nick NAME to rename, /quit to leave")
+    tell("* welcome, \(nick); /nick NAME to rename, /quit to leave")
     room.broadcast("* \(nick) joined", from: self)
     if let idle = room.idleTimeout { setTimeout(idle) }
   }
 
-  /// Any bytes from the user count as activity.
+  /// Any bytes from the user count as activity; a line left unfinished starts the line timeout.
   public override func dataReceived(_ data: RawSpan) {
     resetTimeout()
+    completedLine = false
     super.dataReceived(data)
+    noteUnfinishedLine()
   }
 
   /// A command, or a message for everyone else.
   public override func lineReceived(_ line: RawSpan) {
+    completedLine = true
     guard let room, line.byteCount > 0 else { return }
     let bytes = line.bytes
     guard bytes.first == UInt8(ascii: "/") else {
-      room.broadcast(Array("<\(nick)> ".utf8) + ChatFactory.printable(bytes), from: self)
+      room.broadcast(Array("<\(nick)> ".utf8) + ChatText.clean(bytes), from: self)
       return
     }
-    let text = String(decoding: bytes, as: UTF8.self)
+    let text = String(decoding: ChatText.clean(bytes), as: UTF8.self)
     let command = text.prefix { $0 != " " }
     switch command {
     case "/nick":
       rename(to: Array(bytes.dropFirst(command.utf8.count + 1)))
     case "/quit":
-      sendLine("* bye")
+      tell("* bye")
       transport.loseConnection()
     default:
-      sendLine("! unknown command \(ChatFactory.printableText(command)); try /nick NAME or /quit")
+      tell("! unknown command \(command); try /nick NAME or /quit")
     }
   }
 
   /// Leaves the room and tells the others why.
   public override func connectionLost(_ reason: CloseReason) {
     setTimeout(nil)
-    room?.leave(self, reason: reason)
+    stallCheck?.cancel()
+    lineCheck?.cancel()
+    room?.leave(self, reason: reason, note: leaveNote)
   }
 
   /// Says why, then closes as ``TimeoutMixin`` does by default.
   public func timeoutConnection() {
-    sendLine("* idle for \(Int(timeout ?? 0)) s, bye")
+    close(saying: "* idle for \(Int(timeout ?? 0)) s, bye", note: "(idle)")
+  }
+
+  /// Sends `line` (already cleaned) to this user, counting it against `sender` while
+  /// this user is backlogged; holds `sender` back once it passed its allowance here.
+  func deliver(_ line: [UInt8], from sender: ChatProtocol?) {
+    guard connected, !transport.disconnecting else { return }
+    sendLine(line)
+    written += line.count + delimiter.count
+    guard isBacklogged, connected, let sender, sender.connected, let room else { return }
+    let id = ObjectIdentifier(sender)
+    let total = sentWhileBacklogged[id, default: 0] + line.count + delimiter.count
+    sentWhileBacklogged[id] = total
+    if total > room.senderAllowance { sender.holdBack(for: self) }
+  }
+
+  /// Forgets what `sender` put into this queue (it left).
+  func forget(_ sender: ChatProtocol) {
+    sentWhileBacklogged[ObjectIdentifier(sender)] = nil
+  }
+
+  /// `receiver` drained or left: reads this user again, from the loop, once nothing holds it back.
+  func release(from receiver: ChatProtocol) {
+    guard blockers.remove(ObjectIdentifier(receiver)) != nil, blockers.isEmpty, connected else { return }
+    // From the loop, not inside the receiver's callback: delivering held lines writes to others.
+    transport.scheduler.callLater(0) { [weak self] in
+      guard let self, self.connected, self.blockers.isEmpty, self.isPaused else { return }
+      self.resumeProducing()
+      self.lineStart = nil  // time spent held back by the room does not count against a line
+      self.noteUnfinishedLine()
+    }
+  }
+
+  // MARK: Fairness and timeouts
+
+  private func tell(_ text: String) { deliver(Array(text.utf8), from: self) }
+
+  private func holdBack(for receiver: ChatProtocol) {
+    blockers.insert(ObjectIdentifier(receiver))
+    if !isPaused { pauseProducing() }
+  }
+
+  /// The transport found the queue past the pause mark.
+  fileprivate func outputBacklogged() {
+    guard connected, !isBacklogged, let room else { return }
+    isBacklogged = true
+    sentWhileBacklogged = [:]
+    drainedAtCheck = written - transport.pendingWriteCount
+    lastProgress = transport.scheduler.now
+    stallCheck?.cancel()
+    stallCheck = transport.scheduler.callLater(room.stallTimeout / 8) { [weak self] in self?.checkProgress() }
+  }
+
+  /// The transport found the queue drained to the resume mark.
+  fileprivate func outputDrained() {
+    guard isBacklogged else { return }
+    isBacklogged = false
+    sentWhileBacklogged = [:]
+    stallCheck?.cancel()
+    stallCheck = nil
+    room?.released(by: self)
+  }
+
+  /// While backlogged: drops this user once it has read nothing for the stall timeout.
+  private func checkProgress() {
+    stallCheck = nil
+    guard connected, isBacklogged, let room else { return }
+    let now = transport.scheduler.now
+    let drained = written - transport.pendingWriteCount
+    if drained != drainedAtCheck {
+      drainedAtCheck = drained
+      lastProgress = now
+    } else if now - lastProgress >= room.stallTimeout * 0.999 {
+      leaveNote = "(too slow: read nothing for \(ChatFactory.seconds(room.stallTimeout)) s)"
+      transport.abortConnection(reason: .timedOut)
+      return
+    }
+    stallCheck = transport.scheduler.callLater(room.stallTimeout / 8) { [weak self] in self?.checkProgress() }
+  }
+
+  /// After a read: starts the line timeout when an unfinished line is held, stops it when none is.
+  private func noteUnfinishedLine() {
+    guard let limit = room?.lineTimeout, connected, !transport.disconnecting, !isPaused else { return }
+    guard bufferedByteCount > 0 else {
+      lineStart = nil
+      return
+    }
+    if lineStart == nil || completedLine { lineStart = transport.scheduler.now }
+    if lineCheck?.isActive != true {
+      lineCheck = transport.scheduler.callLater(limit) { [weak self] in self?.checkLine() }
+    }
+  }
+
+  private func checkLine() {
+    lineCheck = nil
+    guard let limit = room?.lineTimeout, connected, !isPaused, let start = lineStart else { return }
+    let left = start + limit - transport.scheduler.now
+    if left > 0.001 {
+      lineCheck = transport.scheduler.callLater(left) { [weak self] in self?.checkLine() }
+      return
+    }
+    close(saying: "* line timeout (no end of line in \(ChatFactory.seconds(limit)) s), bye", note: "(line timeout)")
+  }
+
+  /// Says `text`, then closes: cleanly when nothing is queued, else at once (a peer that
+  /// does not read may never take the rest).
+  private func close(saying text: String, note: String) {
+    leaveNote = note
+    tell(text)
     if transport.pendingWriteCount == 0 {
       transport.loseConnection(reason: .timedOut)
     } else {
-      transport.abortConnection()
+      transport.abortConnection(reason: .timedOut)
     }
   }
 
@@ -95,12 +240,23 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
     switch room.rename(self, to: name) {
     case .success(let old):
       nick = String(decoding: name, as: UTF8.self)
-      sendLine("* you are now \(nick)")
+      tell("* you are now \(nick)")
       room.broadcast("* \(old) is now \(nick)", from: self)
     case .failure(let error):
-      sendLine("! \(error)")
+      tell("! \(error)")
     }
   }
+}
+
+/// Registered as the producer on each user's transport, so the transport tells the user
+/// when its output passes the pause mark and drains to the resume mark (and never pauses
+/// the user's own reading for it).
+private final class OutputWatch: PushProducer {
+  private weak var user: ChatProtocol?
+  init(_ user: ChatProtocol) { self.user = user }
+  func pauseProducing() { user?.outputBacklogged() }
+  func resumeProducing() { user?.outputDrained() }
+  func stopProducing() {}
 }
 
 /// Why `/nick NAME` was refused; the text is what the user sees.
@@ -129,8 +285,22 @@ public final class ChatFactory: Factory {
 
   /// The longest line a user may send, in bytes; a longer one drops that user.
   public let maxLineLength: Int
-  /// Unread output a user may have queued before being dropped (default 256 KiB).
+  /// The hard cap: unread output past it drops its user (`.bufferOverflow`) (default 1 MiB).
   public let maxPendingBytes: Int
+  /// Unread output past which a user is backlogged: ``maxPendingBytes`` / 8 (128 KiB).
+  public let pauseMark: Int
+  /// Unread output at or below which a backlogged user is not any more: ``pauseMark`` / 4 (32 KiB).
+  public let resumeMark: Int
+  /// Bytes one sender may add to a backlogged user's queue before it is held back:
+  /// ``resumeMark`` (32 KiB), far above what a person types while a reader catches up.
+  public let senderAllowance: Int
+  /// Seconds a backlogged user may read nothing before it is dropped (default 10; checked
+  /// every eighth of it, so the drop comes 1 to 1.25 times this after its last byte read).
+  public let stallTimeout: Double
+  /// Seconds a line may take from its first byte to its end before its sender is dropped, or nil for never.
+  public let lineTimeout: Double?
+  /// Users served at once; the next is told ``CountingEcho/refusal`` and closed (default 1,000).
+  public let maxConnections: Int
   /// Seconds of silence after which a user is dropped, or nil for never.
   public let idleTimeout: Double?
 
@@ -140,9 +310,18 @@ public final class ChatFactory: Factory {
   private var guests = 0
 
   /// Makes a room with the given limits.
-  public init(maxLineLength: Int = 4096, maxPendingBytes: Int = 256 << 10, idleTimeout: Double? = nil) {
+  public init(
+    maxLineLength: Int = 4096, maxPendingBytes: Int = 1 << 20, idleTimeout: Double? = nil,
+    stallTimeout: Double = 10, lineTimeout: Double? = 30, maxConnections: Int = 1000
+  ) {
     self.maxLineLength = maxLineLength
-    self.maxPendingBytes = maxPendingBytes
+    self.maxPendingBytes = max(1, maxPendingBytes)
+    pauseMark = max(1, maxPendingBytes / 8)
+    resumeMark = pauseMark / 4
+    senderAllowance = max(1, resumeMark)
+    self.stallTimeout = stallTimeout
+    self.lineTimeout = lineTimeout
+    self.maxConnections = maxConnections
     self.idleTimeout = idleTimeout
     super.init(ChatProtocol.self)
   }
@@ -169,27 +348,35 @@ public final class ChatFactory: Factory {
     return nick
   }
 
-  /// Removes `user` and tells the others, with the reason when it is not a plain goodbye.
-  func leave(_ user: ChatProtocol, reason: CloseReason) {
+  /// Removes `user` and tells the others why (`note`, else the reason when it is not a
+  /// plain goodbye); reads again the users it held back.
+  func leave(_ user: ChatProtocol, reason: CloseReason, note: String? = nil) {
     guard let index = users.firstIndex(where: { $0 === user }) else { return }
     users.remove(at: index)
     nicks.remove(user.nick)
     let why: String
-    switch reason {
-    case .closedByUs, .closedByPeer: why = ""
-    case .bufferOverflow: why = " (too slow: output queue full)"
-    case .timedOut: why = " (idle)"
+    switch (note, reason) {
+    case (let note?, _): why = " \(note)"
+    case (nil, .closedByUs), (nil, .closedByPeer): why = ""
+    case (nil, .bufferOverflow): why = " (too slow: output queue full)"
+    case (nil, .timedOut): why = " (idle)"
     default: why = " (\(reason))"
     }
+    for other in users { other.forget(user) }
+    released(by: user)
     broadcast("* \(user.nick) left\(why)", from: user)
+  }
+
+  /// `receiver` drained or left: every sender it held back may be read again.
+  func released(by receiver: ChatProtocol) {
+    for user in users { user.release(from: receiver) }
   }
 
   /// Gives `user` the nick `name`, or says why not; returns the old nick.
   func rename(_ user: ChatProtocol, to name: [UInt8]) -> Result<String, NickError> {
     guard (1...Self.maxNickLength).contains(name.count) else { return .failure(.badLength) }
-    guard let nick = String(validating: name, as: UTF8.self), Self.isPrintableWord(nick) else {
-      return .failure(.notPrintable)
-    }
+    guard Self.isNick(name) else { return .failure(.notPrintable) }
+    let nick = String(decoding: name, as: UTF8.self)
     guard nick == user.nick || !nicks.contains(nick) else { return .failure(.taken(nick)) }
     let old = user.nick
     nicks.remove(old)
@@ -200,7 +387,7 @@ public final class ChatFactory: Factory {
   /// Sends `line` to every user but `sender`. A user dropped meanwhile (too slow) is skipped.
   public func broadcast(_ line: [UInt8], from sender: ChatProtocol?) {
     for user in users where user !== sender && user.connected {
-      user.sendLine(line)
+      user.deliver(line, from: sender)
     }
   }
 
@@ -209,18 +396,11 @@ public final class ChatFactory: Factory {
     broadcast(Array(line.utf8), from: sender)
   }
 
-  /// `bytes` with ASCII control characters (but tab) and DEL replaced by `?`.
-  static func printable(_ bytes: [UInt8]) -> [UInt8] {
-    bytes.map { ($0 < 0x20 && $0 != 0x09) || $0 == 0x7F ? UInt8(ascii: "?") : $0 }
-  }
-
-  /// `text` with control characters replaced by `?`.
-  static func printableText(_ text: some StringProtocol) -> String {
-    String(decoding: printable(Array(text.utf8)), as: UTF8.self)
-  }
-
-  private static func isPrintableWord(_ nick: String) -> Bool {
-    nick.unicodeScalars.allSatisfy { scalar in
+  /// True for a nick: what ``ChatText/clean(_:)`` leaves unchanged (valid UTF-8, no
+  /// control), and besides no space, separator, format, private-use or unassigned character.
+  private static func isNick(_ name: [UInt8]) -> Bool {
+    guard ChatText.isClean(name) else { return false }
+    return String(decoding: name, as: UTF8.self).unicodeScalars.allSatisfy { scalar in
       switch scalar.properties.generalCategory {
       case .control, .format, .lineSeparator, .paragraphSeparator, .spaceSeparator, .surrogate, .privateUse,
         .unassigned:
@@ -229,5 +409,12 @@ public final class ChatFactory: Factory {
         !scalar.properties.isWhitespace
       }
     }
+  }
+}
+
+extension ChatFactory {
+  /// `value` seconds as text: `10`, or `0.5`.
+  static func seconds(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
   }
 }

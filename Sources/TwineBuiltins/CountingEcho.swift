@@ -29,12 +29,7 @@ public final class CountingEcho: Protocol {
 
   /// Refuses the connection (says why, then closes) when it takes the count past the limit.
   public override func connectionMade() {
-    guard let counters = factory?.counters else { return }
-    if counters.live > maxConnections {
-      counters.noteRefused()
-      transport.write(Self.refusal)
-      transport.loseConnection()
-    }
+    refuseIfOver(maxConnections: maxConnections)
   }
 
   /// Writes the bytes back.
@@ -52,5 +47,19 @@ public final class CountingFactory: Factory {
   public init(maxConnections: Int = 100) {
     self.maxConnections = maxConnections
     super.init { _ in CountingEcho(maxConnections: maxConnections) }
+  }
+}
+
+extension Protocol {
+  /// Refuses this connection when it takes its factory's live count past `maxConnections`
+  /// (the transport counts it before `connectionMade`): counts the refusal, writes
+  /// `message`, closes, and returns true. Call it first in `connectionMade`.
+  @discardableResult
+  public func refuseIfOver(maxConnections: Int, message: String = CountingEcho.refusal) -> Bool {
+    guard let counters = factory?.counters, counters.live > maxConnections else { return false }
+    counters.noteRefused()
+    transport.write(message)
+    transport.loseConnection()
+    return true
   }
 }

@@ -11,6 +11,7 @@ final class TLSContext {
     let role: TLSOptions.Role
     let certificateFile: String?
     let privateKeyFile: String?
+    let privateKeyPassword: String?
     let trustedCAFile: String?
     let verifyPeer: Bool
 
@@ -18,6 +19,7 @@ final class TLSContext {
       role = options.role
       certificateFile = options.certificateFile
       privateKeyFile = options.privateKeyFile
+      privateKeyPassword = options.privateKeyPassword
       trustedCAFile = options.trustedCAFile
       verifyPeer = options.verifyPeer
     }
@@ -40,6 +42,13 @@ final class TLSContext {
       throw .tls("cannot require TLS 1.2: \(OpenSSLError.drainQueue())")
     }
     SSL_CTX_set_options(made, twine_SSL_OP_NO_RENEGOTIATION())
+    // OpenSSL's default password callback reads a pass phrase from the terminal: a server
+    // with an encrypted key would wait there forever. This one hands out only the pass
+    // phrase of the options, and only while the key loads (the user data is nil otherwise).
+    SSL_CTX_set_default_passwd_cb(made) { buffer, size, _, request in
+      guard let buffer, let request else { return 0 }
+      return Unmanaged<PassPhraseRequest>.fromOpaque(request).takeUnretainedValue().answer(buffer, size: Int(size))
+    }
     try loadIdentity(options)
     try loadTrust(options)
   }
@@ -55,15 +64,33 @@ final class TLSContext {
       guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1 else {
         throw .tls("cannot load the certificate \(certificate): \(OpenSSLError.drainQueue())")
       }
-      guard SSL_CTX_use_PrivateKey_file(context, key, SSL_FILETYPE_PEM) == 1 else {
-        throw .tls("cannot load the private key \(key): \(OpenSSLError.drainQueue())")
-      }
+      try loadPrivateKey(key, passPhrase: options.privateKeyPassword)
       guard SSL_CTX_check_private_key(context) == 1 else {
         throw .tls("the private key \(key) does not match the certificate \(certificate)")
       }
     default:
       throw .tls("a certificate file needs its private key file, and a key its certificate")
     }
+  }
+
+  /// Loads the PEM key at `path`, decrypting it with `passPhrase` if it is encrypted.
+  private func loadPrivateKey(_ path: String, passPhrase: String?) throws(TwineError) {
+    let request = PassPhraseRequest(passPhrase)
+    let loaded = withExtendedLifetime(request) {
+      SSL_CTX_set_default_passwd_cb_userdata(context, Unmanaged.passUnretained(request).toOpaque())
+      defer { SSL_CTX_set_default_passwd_cb_userdata(context, nil) }
+      return SSL_CTX_use_PrivateKey_file(context, path, SSL_FILETYPE_PEM) == 1
+    }
+    guard !loaded else { return }
+    let reason = OpenSSLError.drainQueue()
+    guard request.asked else { throw .tls("cannot load the private key \(path): \(reason)") }
+    if passPhrase == nil {
+      throw .tls("cannot load the private key \(path): \(TLSOptions.encryptedKeyWithoutPassPhrase)")
+    }
+    if request.tooLong {
+      throw .tls("cannot load the private key \(path): its pass phrase is longer than OpenSSL's \(request.room) bytes")
+    }
+    throw .tls("cannot load the private key \(path) with the pass phrase given (wrong pass phrase?): \(reason)")
   }
 
   /// The CAs that may sign the peer's certificate, and whether it is checked.
@@ -115,6 +142,35 @@ final class TLSContext {
       }
     }
     return ssl
+  }
+}
+
+/// What OpenSSL's password callback answers while one key loads: the pass phrase, if
+/// any, and whether it was asked for (so an encrypted key is told from a broken one).
+private final class PassPhraseRequest {
+  private let passPhrase: [UInt8]?
+  /// OpenSSL asked: the key is encrypted.
+  private(set) var asked = false
+  /// The pass phrase did not fit in OpenSSL's buffer.
+  private(set) var tooLong = false
+  /// The size of OpenSSL's buffer, once asked.
+  private(set) var room = 0
+
+  init(_ passPhrase: String?) { self.passPhrase = passPhrase.map { Array($0.utf8) } }
+
+  /// Copies the pass phrase into `buffer`; its length, or 0 (none given) or -1 (too long) to fail the load.
+  func answer(_ buffer: UnsafeMutablePointer<CChar>, size: Int) -> Int32 {
+    asked = true
+    room = size
+    guard let passPhrase, !passPhrase.isEmpty else { return 0 }
+    guard passPhrase.count <= size else {
+      tooLong = true
+      return -1
+    }
+    passPhrase.withUnsafeBytes {
+      UnsafeMutableRawPointer(buffer).copyMemory(from: $0.baseAddress!, byteCount: $0.count)
+    }
+    return Int32(passPhrase.count)
   }
 }
 

@@ -11,6 +11,12 @@ import Glibc
 /// `datagramReceived` as a borrowed `RawSpan` (no copy, no allocation), a bigger one is
 /// reported to `datagramTruncated` and dropped. ICMP errors (`ECONNREFUSED`) and a full
 /// buffer (`ENOBUFS`) never close the port.
+///
+/// Loop guard: a datagram from the port itself (its own address, or any address of this
+/// host with its port number; see ``guardsAgainstLoops``) is dropped before the protocol
+/// sees it and counted in ``droppedLoops``; the first one per port is logged as a warning.
+/// Answering it would send the answer to the port itself, so one forged datagram would
+/// keep an echo busy forever.
 public final class UDPPort: DatagramTransport {
   /// Weak: the reactor's shutdown closes every port it made (its gate makes none after), so
   /// a port outliving its reactor is already closed and inert; the weak reference makes
@@ -28,6 +34,15 @@ public final class UDPPort: DatagramTransport {
   private var boundAddress: SocketAddress
   /// The address given to ``connect(to:)``, or nil.
   public private(set) var connectedAddress: SocketAddress?
+  /// Recognises datagrams from the port itself.
+  private var loopGuard: UDPLoopGuard
+  /// Datagrams dropped because they came from the port itself (see ``guardsAgainstLoops``).
+  public private(set) var droppedLoops = 0
+  /// Drop datagrams whose source is this port: its own address, 127.0.0.0/8, ::1, 0.0.0.0,
+  /// :: or (bound to every interface) any interface address, with the port's number. On by
+  /// default. Turn it off only to hear your own multicast with loopback mode on, and then
+  /// never answer the sender: the answer would come back to you.
+  public var guardsAgainstLoops = true
 
   /// Datagrams one readable event may read before yielding to other sockets.
   static let datagramsPerCallback = 32
@@ -59,6 +74,7 @@ public final class UDPPort: DatagramTransport {
     self.fd = fd
     self.proto = proto
     boundAddress = (try? Syscall.localAddress(fd)) ?? SocketAddress(.ipv4(0), port: port)
+    loopGuard = UDPLoopGuard(boundTo: boundAddress)
     let context = Unmanaged.passUnretained(self).toOpaque()
     guard
       let event = event_new(
@@ -136,6 +152,10 @@ public final class UDPPort: DatagramTransport {
           $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { SocketAddress($0, length: Int(length)) }
         }
         guard let sender else { continue }  // no address of a family we know: nobody to tell
+        if guardsAgainstLoops && loopGuard.isFromSelf(sender, now: reactor.now) {
+          dropLoop(from: sender, reactor: reactor)
+          continue
+        }
         if got > maxDatagramSize {
           proto.datagramTruncated(from: sender, size: got)
         } else {
@@ -143,6 +163,15 @@ public final class UDPPort: DatagramTransport {
         }
       }
     }
+  }
+
+  /// Counts a datagram from the port itself; logs the first one.
+  private func dropLoop(from sender: SocketAddress, reactor: Reactor) {
+    droppedLoops += 1
+    guard droppedLoops == 1 else { return }
+    reactor.logger.warning(
+      "UDP datagram from the port's own address dropped: answering it would loop (a forged source?); further ones are only counted",
+      metadata: ["port": "\(boundAddress)", "from": "\(sender)"])
   }
 
   // MARK: Sending

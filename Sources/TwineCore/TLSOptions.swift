@@ -24,6 +24,10 @@ public struct TLSOptions: Sendable, Hashable {
   public var certificateFile: String?
   /// PEM file with the private key of ``certificateFile``.
   public var privateKeyFile: String?
+  /// The pass phrase of an encrypted ``privateKeyFile``. Never asked for on a terminal:
+  /// an encrypted key without it fails with ``encryptedKeyWithoutPassPhrase``.
+  /// Left out of ``description``.
+  public var privateKeyPassword: String? = nil
   /// PEM file of CA certificates trusted to sign the peer's certificate; nil trusts
   /// the system's store. A self-signed certificate is trusted by naming it here.
   public var trustedCAFile: String?
@@ -39,6 +43,10 @@ public struct TLSOptions: Sendable, Hashable {
   /// Take a peer that closes without TLS's close_notify as a clean close (`.closedByPeer`).
   /// Off by default: such a close ends in `.tlsFailed`, since it may hide a truncation.
   public var allowsUncleanClose: Bool
+
+  /// How the reason of a `TwineError.tls` ends when ``privateKeyFile`` is encrypted and
+  /// ``privateKeyPassword`` is nil (a command line can match it to name its own option).
+  public static let encryptedKeyWithoutPassPhrase = "the key is encrypted and no pass phrase was given"
 
   /// Makes options; ``server(certificateFile:privateKeyFile:clientCAFile:handshakeTimeout:)``
   /// and ``client(trustedCAFile:verifyPeer:serverName:certificateFile:privateKeyFile:handshakeTimeout:)`` read better.
@@ -77,4 +85,20 @@ public struct TLSOptions: Sendable, Hashable {
       role: .client, certificateFile: certificateFile, privateKeyFile: privateKeyFile, trustedCAFile: trustedCAFile,
       verifyPeer: verifyPeer, serverName: serverName, handshakeTimeout: handshakeTimeout)
   }
+}
+
+extension TLSOptions: CustomStringConvertible, CustomDebugStringConvertible {
+  /// The options with the pass phrase left out (only whether there is one).
+  public var description: String {
+    var parts = ["role: \(role)", "verifyPeer: \(verifyPeer)"]
+    if let certificateFile { parts.append("certificateFile: \(certificateFile)") }
+    if let privateKeyFile { parts.append("privateKeyFile: \(privateKeyFile)") }
+    if privateKeyPassword != nil { parts.append("privateKeyPassword: (set)") }
+    if let trustedCAFile { parts.append("trustedCAFile: \(trustedCAFile)") }
+    if let serverName { parts.append("serverName: \(serverName)") }
+    return "TLSOptions(\(parts.joined(separator: ", ")))"
+  }
+
+  /// The same as ``description``: the pass phrase never appears.
+  public var debugDescription: String { description }
 }

@@ -12,7 +12,8 @@ struct EchoCommand: ParsableCommand {
 
   @OptionGroup var options: ServerOptions
 
-  @Option(help: "Connections served at once; the next is refused.")
+  // Numeric options parse `.unconditional`ly, so `-1` is read as a value and refused by `validate`.
+  @Option(parsing: .unconditional, help: "Connections served at once, 1 or more; the next is refused.")
   var maxConnections: Int = 100
 
   @Flag(help: "Echo UDP datagrams, each back to its sender, instead of TCP connections.")
@@ -29,32 +30,69 @@ struct EchoCommand: ParsableCommand {
 
   @Option(
     help: ArgumentHelp(
+      "A file whose first line is the pass phrase of an encrypted --tls-key (never asked for on the terminal).",
+      valueName: "file"))
+  var tlsKeyPasswordFile: String?
+
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
       "TLS handshakes in progress at once (default: --max-connections); past it a connection is closed at once.",
       valueName: "n"))
   var maxHandshakes: Int?
 
-  @Option(help: "Bytes per second each connection may read and write (libevent's token buckets).")
+  @Option(
+    parsing: .unconditional,
+    help: "Bytes per second each connection may read and write, 1...2147483647 (libevent's token buckets).")
   var rateLimit: Int?
 
-  @Option(help: "Bytes per second all connections together may read and write.")
+  @Option(
+    parsing: .unconditional, help: "Bytes per second all connections together may read and write, 1...2147483647.")
   var totalRateLimit: Int?
 
   func validate() throws {
-    guard maxConnections >= 0 else { throw ValidationError("--max-connections must be 0 or more") }
-    if let maxHandshakes, maxHandshakes < 1 { throw ValidationError("--max-handshakes must be 1 or more") }
+    guard maxConnections >= 1 else {
+      let why = maxConnections == 0 ? " (0 would refuse everyone)" : ""
+      throw ValidationError("--max-connections must be at least 1, not \(maxConnections)\(why)")
+    }
+    if let maxHandshakes, maxHandshakes < 1 {
+      throw ValidationError("--max-handshakes must be at least 1, not \(maxHandshakes)")
+    }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
+    guard tlsKeyPasswordFile == nil || tlsKey != nil else {
+      throw ValidationError("--tls-key-password-file needs --tls-cert and --tls-key")
+    }
     for (flag, value) in [("--rate-limit", rateLimit), ("--total-rate-limit", totalRateLimit)] {
-      if let value, value <= 0 { throw ValidationError("\(flag) must be a positive number of bytes per second") }
+      if let value, !(1...Self.maxRate).contains(value) {
+        throw ValidationError("\(flag) must be between 1 and \(Self.maxRate) bytes per second, not \(value)")
+      }
     }
   }
 
   func run() throws {
     if udp { return try serveUDP(UDPEcho(), options) }
     if let unix { return try serveUNIX(streamFactory(), path: unix, options) }
-    let tls = tlsCert.flatMap { cert in tlsKey.map { TLSOptions.server(certificateFile: cert, privateKeyFile: $0) } }
-    try serve(streamFactory(), options, tls: tls, maxHandshakes: maxHandshakes ?? max(1, maxConnections))
+    try serve(streamFactory(), options, tls: try tlsOptions(), maxHandshakes: maxHandshakes ?? maxConnections)
+  }
+
+  /// The most bytes per second a rate limit may name: what libevent's token buckets hold.
+  static let maxRate = Int(Int32.max)
+
+  /// The TLS options the flags ask for, with the pass phrase read from its file; nil for plain TCP.
+  private func tlsOptions() throws -> TLSOptions? {
+    guard let tlsCert, let tlsKey else { return nil }
+    var tls = TLSOptions.server(certificateFile: tlsCert, privateKeyFile: tlsKey)
+    if let file = tlsKeyPasswordFile {
+      do {
+        tls.privateKeyPassword = try readPassPhrase(file)
+      } catch {
+        writeToStandardError("twine: \(error)\n")
+        throw ExitCode(1)
+      }
+    }
+    return tls
   }
 
   /// The counting Echo, throttled when a rate limit was asked for.

@@ -3,13 +3,16 @@ import Glibc
 import Logging
 import Twine
 
-/// Makes a reactor that stops on SIGINT and SIGTERM, lets `listen` open its port (it
+/// Makes a reactor that stops on SIGINT and SIGTERM (SIGHUP is ignored), lets `listen` open its port (it
 /// returns the address to announce), prints `listening on ADDRESS`, and runs until a
 /// signal; then closes everything, logs `stopped` with `summary()`'s fields and returns
 /// (exit 0). Any error is one line on stderr and exit 1.
 func serve(
   _ options: ServerOptions, listen: (Reactor) throws -> String, summary: () -> Logger.Metadata
 ) throws {
+  // A closed terminal or a `kill -HUP` must not kill the server (nor leave a UNIX socket
+  // file behind); a later release gives SIGHUP a meaning (reloading certificates).
+  signal(SIGHUP, SIG_IGN)
   var logger = Logger(label: "twine") { StreamLogHandler.standardError(label: $0) }
   logger.logLevel = options.logLevel
   do {
@@ -32,9 +35,13 @@ func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil,
     guard let tls else {
       return try reactor.listenTCP(options.port, factory: factory, interface: options.interface).address.description
     }
-    let port = try reactor.listenSSL(options.port, factory: factory, tls: tls, interface: options.interface)
-    port.maxPendingHandshakes = maxHandshakes
-    return port.address.description
+    do {
+      let port = try reactor.listenSSL(options.port, factory: factory, tls: tls, interface: options.interface)
+      port.maxPendingHandshakes = maxHandshakes
+      return port.address.description
+    } catch TwineError.tls(let reason) where reason.hasSuffix(TLSOptions.encryptedKeyWithoutPassPhrase) {
+      throw TwineError.tls(reason + "; give its pass phrase with --tls-key-password-file")
+    }
   } summary: {
     counts(factory)
   }

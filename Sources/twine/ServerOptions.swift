@@ -3,7 +3,9 @@ import Logging
 
 /// Options every server subcommand takes.
 struct ServerOptions: ParsableArguments {
-  @Option(help: "TCP port to listen on (0 picks a free one).")
+  // `.unconditional`: `--port -1` reads -1 as the value (and is refused by `validate`)
+  // instead of taking it for a flag and reporting a missing value.
+  @Option(parsing: .unconditional, help: "TCP port to listen on, 0...65535 (0 picks a free one).")
   var port: Int = 8025
 
   @Option(help: "Numeric IPv4 or IPv6 address to listen on.")
@@ -13,7 +15,7 @@ struct ServerOptions: ParsableArguments {
   var logLevel: Logger.Level = .info
 
   func validate() throws {
-    guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
+    guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
   }
 }
 

@@ -53,10 +53,13 @@ struct ConnectionLimitTests {
     #expect(server.stderrText.contains("refused=1"), "stderr: \(server.stderrText)")
   }
 
-  @Test("with --max-connections 0 every client gets exactly the refusal then EOF")
-  func zeroRefusesEveryone() throws {
-    let server = try TwineServer(["echo", "--port", "0", "--max-connections", "0"])
+  // (--max-connections 0 is a usage error now, see OptionRangeTests: a server that refuses everyone.)
+  @Test("with --max-connections 1 and the slot taken, every other client gets exactly the refusal then EOF")
+  func fullRefusesEveryoneElse() throws {
+    let server = try TwineServer(["echo", "--port", "0", "--max-connections", "1"])
     defer { server.kill() }
+    let holder = try TCPClient.connect(port: server.port)
+    #expect(try holder.echo("holding the slot") == "holding the slot")
     for _ in 0..<3 {
       let client = try TCPClient.connect(port: server.port)
       let received = try client.readToEnd()

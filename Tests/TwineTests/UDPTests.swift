@@ -291,4 +291,92 @@ struct UDPTests {
     #expect(!port.isListening)
     #expect(reactor.udpPorts.isEmpty)
   }
+
+  /// A recorder that answers every datagram to its sender, as an echo does.
+  static func answering() -> DatagramRecorder {
+    let proto = DatagramRecorder()
+    proto.onDatagram = { proto, bytes, sender in try? proto.transport.write(bytes, to: sender) }
+    return proto
+  }
+
+  /// Runs `reactor` for `seconds`.
+  static func runFor(_ reactor: Reactor, _ seconds: Double) {
+    reactor.callLater(seconds) { reactor.stop() }
+    run(reactor)
+  }
+
+  @Test("loop guard: datagrams a port sends to itself never reach its protocol; they are counted, others are answered")
+  func loopGuardDropsOwnDatagrams() throws {
+    let reactor = try Reactor()
+    let echo = Self.answering()
+    let port = try udpPort(reactor, echo)
+    let client = DatagramRecorder()
+    let clientPort = try udpPort(reactor, client)
+    for index in 0..<3 { try port.write("to myself \(index)", to: port.host) }  // source = the port's own address
+    try clientPort.write("a real client", to: port.host)
+    Self.runFor(reactor, 0.3)
+    #expect(port.droppedLoops == 3)
+    #expect(echo.received.map { String(decoding: $0.bytes, as: UTF8.self) } == ["a real client"])
+    #expect(client.received.map { String(decoding: $0.bytes, as: UTF8.self) } == ["a real client"])
+  }
+
+  @Test("loop guard off: the same datagram to itself makes an answering port answer itself again and again")
+  func withoutLoopGuardTheEchoLoops() throws {
+    let reactor = try Reactor()
+    let echo = Self.answering()
+    let port = try udpPort(reactor, echo)
+    port.guardsAgainstLoops = false
+    try port.write("to myself", to: port.host)
+    Self.runFor(reactor, 0.3)
+    #expect(port.droppedLoops == 0)
+    #expect(echo.received.count > 100, "the reproduction is real: one datagram keeps the echo busy")
+  }
+
+  @Test(
+    "loop guard: from another loopback address, ::1, or an interface address, with the port's number",
+    arguments: ["127.0.0.1", "0.0.0.0", "::1", "::"])
+  func loopGuardOtherLocalSources(interface: String) throws {
+    let reactor = try Reactor()
+    let echo = Self.answering()
+    let port = try udpPort(reactor, echo, interface: interface)
+    let number = port.host.port
+    var destinations: [SocketAddress] = []
+    switch interface {
+    case "127.0.0.1":
+      destinations = [port.host]
+    case "0.0.0.0":
+      // Sent to 127.0.0.2, the datagram leaves from 127.0.0.2 with the port's number;
+      // sent to an interface's own address, it leaves from that address.
+      destinations = [SocketAddress(ipv4: (127, 0, 0, 2), port: number)]
+      for case .ipv4(let value) in UDPLoopGuard.interfaceAddresses() where value >> 24 != 127 {
+        destinations.append(SocketAddress(.ipv4(value), port: number))
+      }
+    default:
+      destinations = [SocketAddress(numericHost: "::1", port: number)!]
+    }
+    for destination in destinations { try port.write("to myself", to: destination) }
+    Self.runFor(reactor, 0.3)
+    #expect(port.droppedLoops == destinations.count, "sent to \(destinations)")
+    #expect(echo.received.isEmpty, "from \(echo.received.map(\.from))")
+  }
+
+  @Test(
+    "loop guard: from another socket on 127.0.0.2 with the port's number is dropped too; another number is answered")
+  func loopGuardSameNumberOtherSocket() throws {
+    let reactor = try Reactor()
+    let echo = Self.answering()
+    let port = try udpPort(reactor, echo, interface: "127.0.0.1")
+    // 127.0.0.2 with the same number is another socket, but the rule is by address: this host, this number.
+    let sameNumber = DatagramRecorder()
+    let sameNumberPort = try reactor.listenUDP(port.host.port, protocol: sameNumber, interface: "127.0.0.2")
+    let other = DatagramRecorder()
+    let otherPort = try udpPort(reactor, other)
+    try sameNumberPort.write("same number", to: port.host)
+    try otherPort.write("other number", to: port.host)
+    Self.runFor(reactor, 0.3)
+    #expect(port.droppedLoops == 1)
+    #expect(echo.received.map { String(decoding: $0.bytes, as: UTF8.self) } == ["other number"])
+    #expect(sameNumber.received.isEmpty)
+    #expect(other.received.count == 1)
+  }
 }

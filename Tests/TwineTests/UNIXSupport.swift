@@ -1,3 +1,4 @@
+import CLibevent
 import Foundation
 import Glibc
 import LoopbackTestSupport

@@ -76,6 +76,12 @@ struct CloseCascadeLoopbackTests {
     reactor.callLater(0.01) { poll?() }
     run(reactor, timeout: 60)
     poll = nil
+    defer {
+      // The room's callback holds the reactor, and the reactor's port holds the room: let go.
+      room.onAllLost = {}
+      room.members = []
+      reactor.shutdown()
+    }
     #expect(room.lost.count == count)
     #expect(room.lost.filter { $0 == .bufferOverflow }.count == count - 1)
     #expect(room.deepest == 1, "connectionLost ran inside another connection's connectionLost")

@@ -170,7 +170,9 @@ struct ChatFairnessCLITests {
       }
       pause(0.002)
     }
-    #expect(read > 15_000_000, "the reader read only \(read) bytes in 10 s")
+    // The reader kept reading throughout (its pace is 20 MB in 10 s; a loaded machine, ASan
+    // or the other tests beside it may slow the server well below that, never to nothing).
+    #expect(read > 4_000_000, "the reader read only \(read) bytes in 10 s")
     #expect(lines.kept.isEmpty, "unexpected lines: \(lines.kept)")
     // Slowed: the flooder got no further than what the reader took plus the buffers in
     // between (the two sockets' kernel buffers, a few MB each on loopback, and the server's

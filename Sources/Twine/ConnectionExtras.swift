@@ -10,6 +10,8 @@ final class ConnectionExtras {
   var connectFailure: CloseReason?
   /// The port's handshake slot this connection holds until its TLS handshake ends.
   var handshakeSlot: HandshakeBudget?
+  /// Flow-control limits set by the protocol (nil: ``WriteBufferLimits/default``).
+  var limits: WriteBufferLimits?
   /// The local address, asked of the socket once.
   var hostAddress: SocketAddress?
 }

@@ -65,7 +65,7 @@ extension TCPConnection {
     tls = session
     adopt(session.bufferevent)
     armHandshakeDeadline(options.handshakeTimeout)
-    if life.pausedByFlow { output.watchDrain(to: life.limits.lowWater) }
+    if life.pausedByFlow { output.watchDrain(to: writeBufferLimits.lowWater) }
   }
 
   /// The handshake finished: for `startTLS`, the protocol's reading resumes through the

@@ -18,12 +18,14 @@ final class TCPConnection: Transport, QueuedClosing {
   unowned(unsafe) let reactor: Reactor
   /// The socket's number (owned by ``output``).
   let fd: Int32
+  // Exclusivity unchecked: these are touched several times per read and write, only from the
+  // loop's thread, and never while another access to them is open (each call takes them briefly).
   /// The rules: what this connection does next.
-  var life: StreamLifecycle
+  @exclusivity(unchecked) var life: StreamLifecycle
   /// The socket and the bufferevent.
-  var output: OutputQueue
+  @exclusivity(unchecked) var output: OutputQueue
   /// The read event (direct) or the bufferevent's read side (buffered).
-  var reader: ReadSource
+  @exclusivity(unchecked) var reader: ReadSource
   /// True until ``finishClose(_:)`` frees the handles.
   private(set) var hasHandles = true
   /// The protocol, until the connection closes (that breaks the protocol ↔ transport cycle).
@@ -150,7 +152,7 @@ final class TCPConnection: Transport, QueuedClosing {
   /// The output queue drained to its low-water mark (0 unless flow control is watching it).
   func writeDrained() {
     enterCallback()
-    run(life.writeDrained(queued: queued))
+    run(life.writeDrained(queued: queued, limits: writeBufferLimits))
     leaveCallback()  // closes a closing connection whose queue is now empty
   }
 
@@ -169,7 +171,7 @@ final class TCPConnection: Transport, QueuedClosing {
   /// Runs what the lifecycle decided, in ``StreamActions``' order.
   func run(_ actions: StreamActions) {
     guard !actions.isEmpty, hasHandles else { return }
-    if let watch = actions.watchLowWater { output.watchDrain(to: watch ? life.limits.lowWater : nil) }
+    if let watch = actions.watchLowWater { output.watchDrain(to: watch ? writeBufferLimits.lowWater : nil) }
     if actions.stopReading { setReading(false) }
     if actions.pauseProducer { producer?.pauseProducing() }
     if actions.resumeProducer { producer?.resumeProducing() }
@@ -250,7 +252,7 @@ final class TCPConnection: Transport, QueuedClosing {
       guard output.bufferevent != nil || makeOutputQueue() != nil,
         output.enqueue(bytes.baseAddress! + offset, count: count - offset)
       else { return close(.error(SocketError.from(code: ENOMEM))) }
-      run(life.queueGrew(to: queued))
+      run(life.queueGrew(to: queued, limits: writeBufferLimits))
     }
   }
 
@@ -283,8 +285,11 @@ final class TCPConnection: Transport, QueuedClosing {
   }
 
   var writeBufferLimits: WriteBufferLimits {
-    get { life.limits }
-    set { run(life.setLimits(newValue)) }
+    get { extras?.limits ?? .default }
+    set {
+      madeExtras.limits = newValue
+      run(life.limitsChanged())
+    }
   }
 
   // MARK: The close path
@@ -306,7 +311,8 @@ final class TCPConnection: Transport, QueuedClosing {
       if reason == .reactorShutdown && !reader.isBuffered { output.flushOnce(fd: fd) }
       let orderly = life.closedGracefully
       // FIN, not RST, even with unread input.
-      if orderly || reason == .reactorShutdown, tls == nil {
+      // (After the peer's own end of stream nothing unread is left: a plain close is a FIN.)
+      if orderly || reason == .reactorShutdown, tls == nil, !life.peerFinished {
         StreamSocket.shutWriteAndDiscardInput(fd, scratch: reactor.readBuffer)
       }
       let tls = self.tls

@@ -13,8 +13,9 @@
 /// around each callback they deliver, and ``close(_:_:)`` when their lifecycle decides to
 /// finish a close.
 public final class CloseQueue {
-  private var pending: [(connection: any QueuedClosing, reason: CloseReason)] = []
-  private var depth = 0
+  // Unchecked: touched twice per callback on the hot path, only ever from the loop's thread.
+  @exclusivity(unchecked) private var pending: [(connection: any QueuedClosing, reason: CloseReason)] = []
+  @exclusivity(unchecked) private var depth = 0
 
   /// An empty queue.
   public init() {}

@@ -28,6 +28,9 @@ public struct StreamActions: Sendable, Hashable {
   /// Nothing to do.
   public init() {}
 
-  /// True when no field is set.
-  public var isEmpty: Bool { self == StreamActions() }
+  /// True when no field is set (checked field by field: the hot path asks this per callback).
+  public var isEmpty: Bool {
+    watchLowWater == nil && !stopReading && !pauseProducer && !resumeProducer && !startReading
+      && !readConnectionLost && !flushAfterPeerEOF && !shutWrite && !overflowed && finishClose == nil
+  }
 }

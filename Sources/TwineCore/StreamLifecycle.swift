@@ -29,14 +29,14 @@ public struct StreamLifecycle: Sendable {
     case closed
   }
 
+  // Laid out small (one reason, a 32-bit depth, the flags together): every connection at rest
+  // carries one of these.
+  /// While closing, the reason `loseConnection` gave; while a close waits for its callback to end, that close's reason.
+  private var reason: CloseReason?
   /// The current phase.
   public private(set) var phase: Phase = .connecting
-  /// The reason `loseConnection` gave, used when the flush completes.
-  public private(set) var closingReason: CloseReason?
-  /// This connection's callbacks on the stack; a close inside one waits for the outermost to end.
-  public private(set) var callbackDepth = 0
-  /// A close decided inside a callback, run when the callback ends.
-  public private(set) var pendingClose: CloseReason?
+  /// ``reason`` is a close decided inside a callback, to run when the callback ends.
+  private var finishPending = false
   /// The close came after an orderly flush (`loseConnection`, both sides' end of stream), not
   /// an abort or an error: the transport ends with FIN (and TLS's close_notify), never RST.
   public private(set) var closedGracefully = false
@@ -58,13 +58,18 @@ public struct StreamLifecycle: Sendable {
   public var supportsHalfClose = true
   /// The protocol is ``HalfCloseable``: the peer's end of stream is told to it instead of closing.
   public var protocolHalfCloseable = false
-  /// When flow control pauses, resumes and aborts.
-  public private(set) var limits: WriteBufferLimits
+  /// This connection's callbacks on the stack; a close inside one waits for the outermost to end.
+  public private(set) var callbackDepth: Int32 = 0
 
-  /// A connection not yet open, with `limits`.
-  public init(limits: WriteBufferLimits = .default) {
-    self.limits = limits
-  }
+  /// A connection not yet open. The flow-control limits are the transport's: it passes them
+  /// with each queue event (they are not stored here, so a connection at rest stays small).
+  public init() {}
+
+  /// The reason `loseConnection` gave, used when the flush completes (nil before it, and once closed).
+  public var closingReason: CloseReason? { phase == .closing ? reason : nil }
+
+  /// A close decided inside a callback, run when the callback ends.
+  public var pendingClose: CloseReason? { finishPending ? reason : nil }
 
   // MARK: What the transport asks
 
@@ -102,12 +107,13 @@ public struct StreamLifecycle: Sendable {
     callbackDepth -= 1
     var actions = StreamActions()
     guard callbackDepth == 0 else { return actions }
-    if let reason = pendingClose {
-      pendingClose = nil
+    if finishPending {
+      finishPending = false
       actions.finishClose = reason
+      reason = nil
       return actions
     }
-    if phase == .closing && queued == 0 { return closeGracefully(closingReason ?? .closedByPeer) }
+    if phase == .closing && queued == 0 { return closeGracefully(reason ?? .closedByPeer) }
     syncReading(&actions)
     return actions
   }
@@ -119,8 +125,10 @@ public struct StreamLifecycle: Sendable {
     guard phase != .closed else { return actions }
     phase = .closed
     if callbackDepth > 0 {
-      pendingClose = reason
+      self.reason = reason
+      finishPending = true
     } else {
+      self.reason = nil
       actions.finishClose = reason
     }
     return actions
@@ -134,14 +142,14 @@ public struct StreamLifecycle: Sendable {
       return close(reason == .closedByUs ? .aborted : reason)
     case .open:
       phase = .closing
-      closingReason = reason
+      self.reason = reason
       // Inside a callback the close waits for it to end, so writes made after this still go out.
       if queued == 0 && callbackDepth == 0 { return closeGracefully(reason) }
       var actions = StreamActions()
       syncReading(&actions)
       return actions
     case .closing:
-      if closingReason == nil { closingReason = reason }
+      if self.reason == nil { self.reason = reason }
       return StreamActions()
     case .closed:
       return StreamActions()
@@ -184,7 +192,7 @@ public struct StreamLifecycle: Sendable {
   /// Output was queued and the queue now holds `queued` bytes: past the hard limit the
   /// connection aborts (`.bufferOverflow`); past the high-water mark flow control pauses
   /// the producer (or, with none, reading).
-  public mutating func queueGrew(to queued: Int) -> StreamActions {
+  public mutating func queueGrew(to queued: Int, limits: WriteBufferLimits) -> StreamActions {
     var actions = StreamActions()
     guard phase != .closed else { return actions }
     if queued > limits.hardLimit {
@@ -201,7 +209,7 @@ public struct StreamLifecycle: Sendable {
   /// The output queue drained to `queued` bytes (call it inside a callback: a flushed
   /// `loseConnection` closes when that callback ends): flow control resumes at the
   /// low-water mark, and a write side waiting to shut shuts once it is empty.
-  public mutating func writeDrained(queued: Int) -> StreamActions {
+  public mutating func writeDrained(queued: Int, limits: WriteBufferLimits) -> StreamActions {
     var actions = StreamActions()
     guard phase != .closed else { return actions }
     if pausedByFlow && queued <= limits.lowWater {
@@ -250,9 +258,8 @@ public struct StreamLifecycle: Sendable {
     return actions
   }
 
-  /// New limits: a paused queue now resumes at the new low-water mark.
-  public mutating func setLimits(_ limits: WriteBufferLimits) -> StreamActions {
-    self.limits = limits
+  /// The transport's limits changed: a paused queue now resumes at the new low-water mark.
+  public func limitsChanged() -> StreamActions {
     var actions = StreamActions()
     if pausedByFlow && phase != .closed { actions.watchLowWater = true }
     return actions

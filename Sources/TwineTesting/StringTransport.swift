@@ -37,9 +37,8 @@ public final class StringTransport: Transport, QueuedClosing {
   /// until ``flushWrites(_:)``, and the flow-control limits apply to them.
   public var holdWrites = false
   /// When the protocol's producer is paused and resumed, and when the connection aborts.
-  public var writeBufferLimits: WriteBufferLimits {
-    get { life.limits }
-    set { run(life.setLimits(newValue)) }
+  public var writeBufferLimits = WriteBufferLimits.default {
+    didSet { run(life.limitsChanged()) }
   }
   /// The producer registered by the protocol, if any.
   public private(set) var producer: (any PushProducer)?
@@ -141,7 +140,7 @@ public final class StringTransport: Transport, QueuedClosing {
       return
     }
     data.withUnsafeBytes { held.append(contentsOf: $0) }
-    run(life.queueGrew(to: held.count))
+    run(life.queueGrew(to: held.count, limits: writeBufferLimits))
   }
 
   /// Moves up to `count` held bytes (all by default) to ``written``, as a peer reading
@@ -153,7 +152,7 @@ public final class StringTransport: Transport, QueuedClosing {
     held.removeFirst(moved)
     // As on TCP, this runs as a callback of the connection: a close inside waits for its end.
     enterCallback()
-    run(life.writeDrained(queued: held.count))
+    run(life.writeDrained(queued: held.count, limits: writeBufferLimits))
     leaveCallback()
   }
 

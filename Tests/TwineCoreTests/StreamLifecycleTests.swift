@@ -8,7 +8,7 @@ struct StreamLifecycleTests {
 
   /// An open connection past its `connectionMade` callback, reading.
   private func open(halfCloseable: Bool = false) -> StreamLifecycle {
-    var life = StreamLifecycle(limits: Self.limits)
+    var life = StreamLifecycle()
     life.protocolHalfCloseable = halfCloseable
     life.opened()
     life.enterCallback()
@@ -108,7 +108,7 @@ struct StreamLifecycleTests {
     #expect(life.acceptsWrites)  // writes made before the close happens still go out
     #expect(life.isDisconnecting)
     life.enterCallback()
-    #expect(life.writeDrained(queued: 0).isEmpty)
+    #expect(life.writeDrained(queued: 0, limits: Self.limits).isEmpty)
     #expect(life.leaveCallback(queued: 0) == finished(.closedByUs))
   }
 
@@ -157,7 +157,7 @@ struct StreamLifecycleTests {
     #expect(actions.stopReading)
     #expect(life.phase == .closing)
     life.enterCallback()
-    _ = life.writeDrained(queued: 0)
+    _ = life.writeDrained(queued: 0, limits: Self.limits)
     #expect(life.leaveCallback(queued: 0) == finished(.closedByPeer))
   }
 
@@ -211,7 +211,7 @@ struct StreamLifecycleTests {
     #expect(life.loseWriteConnection(queued: 10).isEmpty)
     #expect(life.writeShutRequested && !life.writeShut)
     #expect(!life.acceptsWrites)
-    #expect(life.writeDrained(queued: 0).shutWrite)
+    #expect(life.writeDrained(queued: 0, limits: Self.limits).shutWrite)
     #expect(life.loseWriteConnection(queued: 0).isEmpty)  // once
   }
 
@@ -263,15 +263,15 @@ struct StreamLifecycleTests {
   @Test("past the high-water mark reading stops (no producer) and the queue is watched to the low mark")
   func flowPausesReading() {
     var life = open()
-    #expect(life.queueGrew(to: 100).isEmpty)  // at the mark: not past it
-    let actions = life.queueGrew(to: 101)
+    #expect(life.queueGrew(to: 100, limits: Self.limits).isEmpty)  // at the mark: not past it
+    let actions = life.queueGrew(to: 101, limits: Self.limits)
     #expect(actions.watchLowWater == true)
     #expect(actions.stopReading)
     #expect(!actions.pauseProducer)
     #expect(life.pausedByFlow && !life.wantsInput)
-    #expect(life.queueGrew(to: 200).isEmpty)  // once
-    #expect(life.writeDrained(queued: 11).isEmpty)  // above the low mark
-    let resumed = life.writeDrained(queued: 10)
+    #expect(life.queueGrew(to: 200, limits: Self.limits).isEmpty)  // once
+    #expect(life.writeDrained(queued: 11, limits: Self.limits).isEmpty)  // above the low mark
+    let resumed = life.writeDrained(queued: 10, limits: Self.limits)
     #expect(resumed.watchLowWater == false)
     #expect(resumed.startReading)
     #expect(!life.pausedByFlow && life.wantsInput)
@@ -281,17 +281,17 @@ struct StreamLifecycleTests {
   func flowPausesProducer() {
     var life = open()
     #expect(life.producerRegistered().isEmpty)
-    let actions = life.queueGrew(to: 500)
+    let actions = life.queueGrew(to: 500, limits: Self.limits)
     #expect(actions.pauseProducer && !actions.stopReading)
     #expect(life.wantsInput)
-    let resumed = life.writeDrained(queued: 0)
+    let resumed = life.writeDrained(queued: 0, limits: Self.limits)
     #expect(resumed.resumeProducer && !resumed.startReading)
   }
 
   @Test("a producer registered while paused is paused at once and reading resumes; unregistering stops reading")
   func producerLate() {
     var life = open()
-    #expect(life.queueGrew(to: 101).stopReading)
+    #expect(life.queueGrew(to: 101, limits: Self.limits).stopReading)
     let registered = life.producerRegistered()
     #expect(registered.pauseProducer)
     #expect(registered.startReading)
@@ -301,12 +301,12 @@ struct StreamLifecycleTests {
   @Test("past the hard limit the connection aborts (.bufferOverflow), deferred inside a callback")
   func hardLimit() {
     var life = open()
-    let actions = life.queueGrew(to: 1001)
+    let actions = life.queueGrew(to: 1001, limits: Self.limits)
     #expect(actions.overflowed)
     #expect(actions.finishClose == .bufferOverflow)
     var inside = open()
     inside.enterCallback()
-    let deferred = inside.queueGrew(to: 1001)
+    let deferred = inside.queueGrew(to: 1001, limits: Self.limits)
     #expect(deferred.overflowed && deferred.finishClose == nil)
     #expect(!inside.acceptsWrites)
     #expect(inside.leaveCallback(queued: 1001) == finished(.bufferOverflow))
@@ -315,23 +315,23 @@ struct StreamLifecycleTests {
   @Test("new limits while paused re-arm the drain watch at the new low mark")
   func newLimits() {
     var life = open()
-    _ = life.queueGrew(to: 101)
-    let actions = life.setLimits(WriteBufferLimits(lowWater: 50, highWater: 500, hardLimit: 5000))
-    #expect(actions.watchLowWater == true)
-    #expect(life.writeDrained(queued: 50).startReading)
-    #expect(life.setLimits(.default).isEmpty)
+    _ = life.queueGrew(to: 101, limits: Self.limits)
+    #expect(life.limitsChanged().watchLowWater == true)
+    let wider = WriteBufferLimits(lowWater: 50, highWater: 500, hardLimit: 5000)
+    #expect(life.writeDrained(queued: 50, limits: wider).startReading)
+    #expect(life.limitsChanged().isEmpty)
   }
 
   @Test("a drain while closing resumes the producer; after the close nothing happens")
   func drainWhileClosing() {
     var life = open()
     _ = life.producerRegistered()
-    _ = life.queueGrew(to: 101)
+    _ = life.queueGrew(to: 101, limits: Self.limits)
     _ = life.loseConnection(.closedByUs, queued: 101)
-    #expect(life.writeDrained(queued: 0).resumeProducer)
+    #expect(life.writeDrained(queued: 0, limits: Self.limits).resumeProducer)
     _ = life.close(.aborted)
-    #expect(life.queueGrew(to: 5000).isEmpty)
-    #expect(life.writeDrained(queued: 0).isEmpty)
+    #expect(life.queueGrew(to: 5000, limits: Self.limits).isEmpty)
+    #expect(life.writeDrained(queued: 0, limits: Self.limits).isEmpty)
   }
 
   @Test("readingActions re-applies the read interest as the lifecycle left it")
@@ -340,5 +340,13 @@ struct StreamLifecycleTests {
     #expect(life.readingActions.startReading)
     _ = life.pause()
     #expect(life.readingActions.stopReading)
+  }
+}
+
+@Suite("StreamLifecycle's size")
+struct StreamLifecycleSizeTests {
+  @Test("every connection at rest carries one: it stays within 48 bytes (one reason, a 32-bit depth, flags)")
+  func small() {
+    #expect(MemoryLayout<StreamLifecycle>.size <= 48, "\(MemoryLayout<StreamLifecycle>.size) bytes")
   }
 }

@@ -67,11 +67,15 @@ public final class DelayedCall: ScheduledCall {
   }
 
   private func fire() {
-    guard let body else { return }
+    guard let body, let reactor else { return }
     self.body = nil
     withExtendedLifetime(self) {
       release()
+      // A close the body causes (a timeout, a cascade of drops) runs when it returns, from the
+      // reactor's close queue: never on the timer's own stack inside the user's code.
+      reactor.closes.enter()
       body()
+      reactor.closes.leave()
     }
   }
 

@@ -112,3 +112,43 @@ struct ClosedSchedulerTests {
     #expect(!call.isActive)
   }
 }
+
+@Suite("A close from a timer")
+struct TimerCloseTests {
+  @Test("abortConnection inside a timer: connectionLost runs after the timer's body returns, from the close queue")
+  func closeFromTimerWaitsForTheBody() throws {
+    final class Watched: Protocol {
+      var onLost: () -> Void = {}
+      override func connectionLost(_ reason: CloseReason) { onLost() }
+    }
+    let reactor = try Reactor()
+    var watched: Watched?
+    var insideTimer = false
+    var lostInsideTimer: Bool?
+    let server = Factory { _ in
+      let made = Watched()
+      made.onLost = {
+        lostInsideTimer = insideTimer
+        reactor.stop()
+      }
+      watched = made
+      return made
+    }
+    let port = try listen(reactor, server)
+    let clients = ClientMaker()
+    reactor.connectTCP("127.0.0.1", port, factory: clients)
+    func tick() {
+      reactor.callLater(0.01) {
+        guard let connection = watched else { return tick() }
+        insideTimer = true
+        connection.transport.abortConnection()
+        insideTimer = false
+      }
+    }
+    tick()
+    run(reactor)
+    watched = nil
+    #expect(lostInsideTimer == false, "connectionLost ran inside the timer's body")
+    reactor.shutdown()
+  }
+}

@@ -75,7 +75,7 @@ extension TCPConnection {
     releaseHandshakeSlot()
     guard life.phase == .open || life.phase == .closing else { return }
     setReading(false)
-    setReading(life.readingArmed)
+    run(life.readingActions)  // the read interest as the lifecycle left it
   }
 
   /// Closes with `.timedOut` if the TLS handshake has not completed `seconds` from now.

@@ -73,8 +73,9 @@ COLORS = {
     "twine": "#e15759",
     "twine-base": "#b07aa1",
 }
-# The TLS row: servers that have a TLS echo, and the one the others are compared with.
-TLS_SERVERS = ("libevent", "twine", "twine-base")
+# The TLS rows: servers that have a TLS echo (for epoll, the hand-written epoll + OpenSSL floor,
+# c/tls_epoll_server.c, which the others are compared with).
+TLS_SERVERS = ("epoll", "libevent", "twine", "twine-base")
 BASE_NAMES = {"epoll": "epoll", "libevent": "libevent C"}
 SATURATED_PCT = 90.0  # loadgen CPU at or above this: flag it
 NOISY_PCT = 25.0  # other processes used more than this much of a CPU during a run: retry it
@@ -262,8 +263,8 @@ def server_argv(name, mode, twine):
         pair = tls_files()
         if pair is None:
             return None, "no openssl CLI to make the TLS row's certificate"
-        if name == "libevent":
-            path = os.path.join(BIN, "libevent_tls_server")
+        if name in ("libevent", "epoll"):
+            path = os.path.join(BIN, "libevent_tls_server" if name == "libevent" else "tls_epoll_server")
             if not os.access(path, os.X_OK):
                 return None, f"{repo_path(path)} not built (make c)"
             return [path, "echo", "--port", "0", "--cert", pair[0], "--key", pair[1]], None
@@ -336,16 +337,34 @@ FULL_CONFIGS = [
     Config("connect-50", "connect + greeting + close, 50 in flight", "connect", ["connect", "--inflight", "50"], "hello", short="connect+greet, 50"),
     Config(
         "tls-echo-100x4k",
-        "TLS echo, 100 conns × 4 KiB (× libevent C with OpenSSL bufferevents)",
+        "TLS echo, 100 conns × 4 KiB (× epoll + OpenSSL)",
         "echo",
         ["echo", "--conns", "100", "--size", "4096", "--tls", "1"],
         "tls-echo",
-        short="TLS echo 100 × 4 KiB (÷ libevent C)",
-        base="libevent",
+        short="TLS echo 100 × 4 KiB",
+    ),
+    Config(
+        "tls-echo-10x64k",
+        "TLS echo, 10 conns × 64 KiB (× epoll + OpenSSL)",
+        "echo",
+        ["echo", "--conns", "10", "--size", "65536", "--tls", "1"],
+        "tls-echo",
+        short="TLS echo 10 × 64 KiB",
+    ),
+    Config(
+        "tls-handshake-50",
+        "TLS full handshakes, 50 in flight, P-256 certificate (× epoll + OpenSSL)",
+        "connect",
+        ["connect", "--inflight", "50", "--tls", "1"],
+        "tls-echo",
+        short="TLS handshakes, 50",
     ),
     Config("idle-10k", "idle, 10,000 connections (server RSS per connection)", "idle", ["idle", "--conns", "10000"]),
 ]
-QUICK_KEYS = ["echo-100x64", "echo-100x4k", "echo-10x64k", "connect-50", "tls-echo-100x4k", "idle-10k"]
+QUICK_KEYS = [
+    "echo-100x64", "echo-100x4k", "echo-10x64k", "connect-50", "tls-echo-100x4k", "tls-echo-10x64k",
+    "tls-handshake-50", "idle-10k",
+]
 # The embedding row: small messages, where a per-request overhead would show most.
 EMBED = Config(
     "embed-100x64", "embedding: C host echo, 100 conns × 64 B", "echo", ["echo", "--conns", "100", "--size", "64"]
@@ -737,9 +756,12 @@ def write_report(path, configs, servers, results, notes, info, params):
         L.append("| " + " | ".join(row) + " |")
     L.append("")
     L.append(
-        "For the idle row the figure is server RSS growth per connection instead of CPU. The TLS row compares "
-        "with libevent in C using OpenSSL bufferevents (`Benchmarks/c/libevent_tls_server.c`), not with epoll; "
-        "the load generator speaks TLS through OpenSSL and verifies the decrypted echo."
+        "For the idle row the figure is server RSS growth per connection instead of CPU. The TLS rows compare "
+        "with the hand-written epoll + OpenSSL echo (`Benchmarks/c/tls_epoll_server.c`: SSL_read/SSL_write "
+        "on the socket, read-ahead, 64 KiB buffers); libevent C there uses OpenSSL bufferevents "
+        "(`Benchmarks/c/libevent_tls_server.c`). The load generator speaks TLS through OpenSSL and verifies the "
+        "decrypted echo; the handshake row counts connections with a full handshake (no resumption), our "
+        "close_notify and the server's end of stream."
     )
     L.append("")
 
@@ -1026,7 +1048,7 @@ def bench(args):
     svg = write_report(out, configs, servers, results, notes, info, params)
     print(f"wrote {out} and {svg} in {elapsed / 60:.1f} min", flush=True)
     # ratio table on the terminal
-    print("\nserver CPU per request × epoll (the TLS row: × libevent C; median of per-round ratios):")
+    print("\nserver CPU per request × epoll (the TLS rows: × epoll + OpenSSL; median of per-round ratios):")
     print(f"{'configuration':18s}" + "".join(f"{s:>10s}" for s in servers))
     for cfg in configs:
         k = "rss_per_conn_bytes" if cfg.kind == "idle" else "server_cpu_per_req_us"
@@ -1049,6 +1071,11 @@ def bench(args):
                 continue
             print(f"  {label:14s} CPU/request {c:.2f}×, req/s {r:.2f}×  ({detail})")
             notes.append(f"UNIX vs TCP, {label}: server CPU per request {c:.2f}× TCP's, req/s {r:.2f}× ({detail})")
+        if any(c.server_mode == "tls-echo" for c in configs):
+            print("\nserver syscalls per request on the TLS rows (perf tracepoints):")
+            for line in syscall_lines(syscall_counts(twine, [s for s in servers if s in TLS_SERVERS])):
+                print("  " + line)
+                notes.append("Syscalls, " + line)
         write_report(out, configs, servers, results, notes, info, params)
     return 0
 
@@ -1204,6 +1231,7 @@ def smoke(args):
                 elif mode == "tls-echo":
                     for label, size in (("4x4KiB", "4096"), ("4x100KB unaligned", "100003")):
                         loadgen_ok(f"{name} TLS echo {label}", server, ["echo", "--conns", "4", "--size", size, "--tls", "1"] + short)
+                    loadgen_ok(f"{name} TLS handshakes 4 in flight", server, ["connect", "--inflight", "4", "--tls", "1"] + short)
                 else:
                     loadgen_ok(
                         f"{name} connect/greeting 8 in flight",
@@ -1271,6 +1299,73 @@ def smoke(args):
 # --------------------------------------------------------------------------
 
 
+# --------------------------------------------------------------------------
+# syscalls per request on the TLS rows (issue 14): perf's syscall tracepoints, counted
+# on the server for a window inside the load generator's measured period
+
+SYSCALL_EVENTS = ["read", "write", "epoll_wait", "epoll_ctl", "ioctl", "recvfrom", "sendto", "readv", "writev"]
+
+
+def syscall_counts(twine, servers=TLS_SERVERS, window=1.5):
+    """[(config key, server, total per request, {syscall: per request}, note)] for the TLS echo rows."""
+    perf = shutil.which("perf")
+    rows = []
+    events = ["raw_syscalls:sys_enter"] + [f"syscalls:sys_enter_{n}" for n in SYSCALL_EVENTS]
+    for cfg in [c for c in FULL_CONFIGS if c.server_mode == "tls-echo" and c.kind == "echo"]:
+        for name in servers:
+            argv, why = server_argv(name, cfg.server_mode, twine)
+            if argv is None or not perf:
+                rows.append((cfg.key, name, None, {}, why or "no perf"))
+                continue
+            server = Server(argv, name)
+            try:
+                server.start()
+                where = ["--host", server.host, "--port", str(server.port), "--server-pid", str(server.proc.pid)]
+                gen = subprocess.Popen(
+                    pin(1) + [LOADGEN] + cfg.args + ["--warmup", "0.5", "--duration", str(window + 1.0)] + where,
+                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=HERE,
+                )
+                LIVE.append(gen)
+                time.sleep(1.0)
+                counted = subprocess.run(
+                    [perf, "stat", "-x,", "-e", ",".join(events), "-p", str(server.proc.pid), "--", "sleep", str(window)],
+                    capture_output=True, text=True, timeout=30,
+                )
+                out, _ = gen.communicate(timeout=60)
+                LIVE.remove(gen)
+                res = None
+                for line in out.decode(errors="replace").splitlines():
+                    if line.startswith("RESULT "):
+                        res = json.loads(line[len("RESULT "):])
+                counts = {}
+                for line in counted.stderr.splitlines():
+                    parts = line.split(",")
+                    if len(parts) > 2 and parts[0].strip().isdigit():
+                        counts[parts[2].split(":")[-1].replace("sys_enter_", "")] = int(parts[0])
+                requests = (res or {}).get("rps", 0) * window
+                if not requests or "sys_enter" not in counts:
+                    rows.append((cfg.key, name, None, {}, f"no count ({counted.stderr.strip()[-200:]})"))
+                    continue
+                per = {k: v / requests for k, v in counts.items() if k != "sys_enter" and v}
+                rows.append((cfg.key, name, counts["sys_enter"] / requests, per, None))
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as e:
+                rows.append((cfg.key, name, None, {}, str(e)))
+            finally:
+                server.stop()
+    return rows
+
+
+def syscall_lines(rows):
+    lines = []
+    for key, name, total, per, note in rows:
+        if total is None:
+            lines.append(f"{key}, {LABELS[name]}: not measured ({note})")
+        else:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per.items(), key=lambda kv: -kv[1]))
+            lines.append(f"{key}, {LABELS[name]}: {total:.2f} syscalls per request ({parts})")
+    return lines
+
+
 def main():
     p = argparse.ArgumentParser(description="Twine benchmark orchestrator")
     p.add_argument("--twine", help="path to the twine binary")
@@ -1291,6 +1386,9 @@ def main():
     p.add_argument("--from-json", help="redraw the report from a benchmarks.json of an earlier run")
     p.add_argument("--c-host", help="path to the example C host (Examples/c-host), for the embedding row")
     p.add_argument("--only-embedding", action="store_true", help="measure only the embedding row; no report")
+    p.add_argument(
+        "--syscalls", action="store_true", help="count only the server syscalls per request on the TLS rows (perf); no report"
+    )
     args = p.parse_args()
     C_HOST["path"] = os.path.abspath(args.c_host) if args.c_host else None
     BASELINE["path"] = os.path.abspath(args.twine_baseline) if args.twine_baseline else None
@@ -1298,6 +1396,11 @@ def main():
     try:
         if args.from_json:
             return redraw(args)
+        if args.syscalls:
+            wanted = [s.strip() for s in args.servers.split(",") if s.strip() in TLS_SERVERS]
+            for line in syscall_lines(syscall_counts(os.path.abspath(args.twine) if args.twine else None, wanted)):
+                print(line, flush=True)
+            return 0
         return smoke(args) if args.smoke else bench(args)
     except (KeyboardInterrupt, Interrupted):
         print("\ninterrupted: stopping servers", file=sys.stderr)

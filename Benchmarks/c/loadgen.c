@@ -6,7 +6,7 @@
  *   loadgen connect --port P --inflight K --duration SEC --warmup SEC [--expect STRING]
  *   loadgen idle    --port P --conns N --hold SEC
  * common: [--host 127.0.0.1] [--unix PATH (instead of host and port)] [--server-pid PID] [--connect-timeout SEC]
- * echo, stream: [--tls 1]
+ * echo, stream, connect: [--tls 1]
  *
  * echo:    C connections; each keeps D messages of S bytes in flight (D=1:
  *          send, wait for the whole echo, send the next).  Every echoed
@@ -22,6 +22,10 @@
  *          the greeting must equal --expect (default the HD greeting, C
  *          escapes \r \n \\ accepted).  After EOF the client closes with
  *          SO_LINGER {1,0} (RST) so no TIME_WAIT sockets pile up.
+ *          With --tls 1 (against a TLS echo server): connect -> full TLS
+ *          handshake (a new session each time, no resumption) -> our
+ *          close_notify -> read to the server's end of stream -> close; one
+ *          completed connection per full handshake.
  * idle:    open N connections (at most 128 being set up at once), one small
  *          echo on each, print "ready N" once all are up, hold them until
  *          SIGTERM or --hold elapses, then report the server RSS growth.
@@ -289,7 +293,7 @@ static void usage(void) {
             "       loadgen connect --port P --inflight K --duration SEC --warmup SEC [--expect STRING]\n"
             "       loadgen idle    --port P --conns N --hold SEC\n"
             "common: [--host 127.0.0.1] [--unix PATH] [--server-pid PID] [--connect-timeout SEC]\n"
-            "echo, stream: [--tls 1]\n");
+            "echo, stream, connect: [--tls 1]\n");
     exit(2);
 }
 
@@ -652,7 +656,7 @@ static void cm_start(uint32_t slot) {
         c->state = C_DEAD; /* retried from the main loop */
         return;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = slot};
+    struct epoll_event ev = {.events = use_tls ? EPOLLOUT : EPOLLIN, .data.u32 = slot}; /* TLS: wait for the connect */
     epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev);
     c->state = C_ACTIVE;
 }
@@ -665,9 +669,70 @@ static void cm_abort(struct conn *c, int kind, const char *what) {
     c->state = C_DEAD;
 }
 
+static void cm_done(struct conn *c, uint64_t bytes) {
+    uint64_t t = now_ns();
+    struct linger lg = {1, 0}; /* close with RST: no TIME_WAIT */
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    conn_close(c);
+    c->state = C_DEAD;
+    cm_done_total++;
+    if (phase == PH_MEASURE) {
+        completed++;
+        rx_bytes += bytes;
+        hist_add(t - c->t_send[0]);
+    }
+}
+
+/* --tls 1: the TCP connect completed (or failed), the handshake runs, then both close_notify and EOF. */
+static void cm_tls_event(uint32_t slot) {
+    struct conn *c = &cs[slot];
+    if (!c->ssl) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) return cm_abort(c, err == ECONNREFUSED ? E_CONNECT : E_IO, strerror(err));
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (!(c->ssl = SSL_new(tls_ctx)) || SSL_set_fd(c->ssl, c->fd) != 1) return cm_abort(c, E_CONNECT, "SSL_new failed");
+        SSL_set_connect_state(c->ssl);
+        c->handshaking = 1;
+    }
+    ERR_clear_error();
+    int r;
+    if (c->handshaking) {
+        r = SSL_do_handshake(c->ssl);
+        if (r == 1) {
+            c->handshaking = 0;
+            ERR_clear_error();
+            SSL_shutdown(c->ssl); /* our close_notify; the server answers with its end of stream */
+        }
+    }
+    while (!c->handshaking) {
+        ERR_clear_error();
+        r = SSL_read(c->ssl, rbuf, RBUF_SZ);
+        if (r > 0) continue;
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) break;
+        return cm_done(c, 0); /* the server's close_notify or EOF: done */
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (c->handshaking && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+        char what[256];
+        ERR_error_string_n(ERR_get_error(), what, sizeof what);
+        return cm_abort(c, E_CONNECT, e == SSL_ERROR_SYSCALL ? "TLS handshake: connection closed" : what);
+    }
+    struct epoll_event ev = {.events = e == SSL_ERROR_WANT_WRITE ? EPOLLOUT : EPOLLIN, .data.u32 = slot};
+    epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
 static void cm_event(uint32_t slot) {
     struct conn *c = &cs[slot];
     if (c->state != C_ACTIVE) return;
+    if (use_tls) {
+        cm_tls_event(slot);
+        if (c->state == C_DEAD && phase != PH_DONE) cm_start(slot);
+        return;
+    }
     char *g = gbufs + (size_t)slot * GBUF_SZ;
     for (;;) {
         ssize_t n = read(c->fd, g + c->glen, GBUF_SZ - c->glen);
@@ -763,7 +828,7 @@ int main(int argc, char **argv) {
     if (duration <= 0 && mode != MODE_IDLE) fail_setup("--duration must be > 0");
     expect = unescape(expect_raw ? expect_raw : DEFAULT_GREETING, &expect_len);
     if (use_tls) {
-        if (mode != MODE_ECHO && mode != MODE_STREAM) fail_setup("--tls is for echo and stream");
+        if (mode != MODE_ECHO && mode != MODE_STREAM && mode != MODE_CONNECT) fail_setup("--tls is for echo, stream and connect");
         tls_ctx = SSL_CTX_new(TLS_client_method());
         if (!tls_ctx || SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION) != 1) fail_setup("SSL_CTX_new failed");
         SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);

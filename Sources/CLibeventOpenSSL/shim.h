@@ -45,4 +45,20 @@ static inline int twine_SSL_received_shutdown(const SSL *ssl) {
   return (SSL_get_shutdown(ssl) & SSL_RECEIVED_SHUTDOWN) != 0;
 }
 
+/// `SSL_set_mode` with the modes the direct TLS path writes with: `SSL_write` may take part of
+/// a buffer (one record at a time), and a retry may pass the same bytes at another address.
+static inline long twine_SSL_set_direct_write_modes(SSL *ssl) {
+  return SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+
+/// True when the oldest queued error is OpenSSL 3's "unexpected eof while reading": the peer
+/// closed without close_notify (OpenSSL 1.1 says SSL_ERROR_SYSCALL with errno 0 instead).
+static inline int twine_ERR_peek_unexpected_eof(void) {
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+  return ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+#else
+  return 0;
+#endif
+}
+
 #endif

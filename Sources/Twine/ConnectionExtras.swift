@@ -6,6 +6,8 @@ final class ConnectionExtras {
   var producer: (any PushProducer)?
   /// The TLS layer, for a connection that speaks TLS.
   var tls: TLSSession?
+  /// The direct TLS layer, for a connection accepted on a TLS port (nil once on a bufferevent).
+  var tlsStream: TLSStream?
   /// Set when `connect()` itself failed: the reason the attempt ends with, whatever libevent reports next.
   var connectFailure: CloseReason?
   /// The port's handshake slot this connection holds until its TLS handshake ends.

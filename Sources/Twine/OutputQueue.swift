@@ -44,6 +44,13 @@ struct OutputQueue: ~Copyable {
     return made
   }
 
+  /// A bufferevent that took over the socket (`BEV_OPT_CLOSE_ON_FREE`) becomes the queue:
+  /// the socket is its from now on.
+  mutating func adoptBufferevent(_ made: OpaquePointer) {
+    _ = socket.take()?.release()
+    bufferevent = made
+  }
+
   /// `startTLS`: `filter` (which now owns the old bufferevent) takes its place; a rate
   /// limit set before moves to it, so the plain bufferevent below keeps no pointer to it.
   mutating func replaceBufferevent(with filter: OpaquePointer) {

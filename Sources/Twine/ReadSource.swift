@@ -33,6 +33,12 @@ struct ReadSource: ~Copyable {
     return (on ? event_add(event, nil) : event_del(event)) == 0
   }
 
+  /// Runs the callback from the loop as if the socket were readable (bytes wait where epoll
+  /// cannot see them: inside OpenSSL).
+  func activate() {
+    if let event { event_active(event, Int32(EV_READ), 0) }
+  }
+
   /// From now on the bufferevent reads: the direct event is freed (allowed inside its own callback).
   mutating func switchToBuffered() {
     free()

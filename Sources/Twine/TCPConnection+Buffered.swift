@@ -84,6 +84,7 @@ extension TCPConnection {
   @discardableResult
   func enterBufferedMode() -> Bool {
     guard !reader.isBuffered else { return true }
+    if let stream = tlsStream { return moveTLSToBufferevent(stream) }
     guard hasHandles, output.bufferevent != nil || makeOutputQueue() != nil else { return false }
     reader.switchToBuffered()  // frees the read event, allowed inside its own callback
     if life.readingArmed { setReading(true) }

@@ -2,8 +2,9 @@ import CLibevent
 
 /// TLS on a TCP connection: accepted on a TLS port, or started on an open connection.
 ///
-/// A TLS connection is a ``TCPConnection`` in buffered mode whose bufferevent is an
-/// OpenSSL one; its ``TLSSession`` holds what only TLS needs (the handshake deadline,
+/// A connection accepted on a TLS port drives OpenSSL itself (TCPConnection+DirectTLS.swift).
+/// A client's TLS connection, or one upgraded by `startTLS`, is a ``TCPConnection`` in
+/// buffered mode whose bufferevent is an OpenSSL one; its ``TLSSession`` holds what only TLS needs (the handshake deadline,
 /// close_notify, the end-of-stream rules). Everything else (flow control, counters, the
 /// one close path) is the plain connection's. TLS has no half-close here: the lifecycle
 /// is told so (``StreamLifecycle/supportsHalfClose``) when the session is set.
@@ -16,24 +17,6 @@ import CLibevent
 /// `connectionMade` at TCP connect instead; here the protocol always starts on a
 /// verified, encrypted connection.)
 extension TCPConnection {
-  /// Serves accepted socket `fd` over TLS: the handshake runs now, the protocol starts after it.
-  static func acceptTLS(
-    reactor: Reactor, fd: Int32, peer: SocketAddress, factory: Factory, setup: TLSSetup, slot: HandshakeBudget
-  ) {
-    guard let session = TLSSession.accepting(fd: fd, setup, base: reactor.base) else {
-      reactor.logger.error("cannot make a TLS bufferevent; connection dropped", metadata: ["peer": "\(peer)"])
-      evutil_closesocket(fd)
-      slot.release()
-      return
-    }
-    let connection = TCPConnection(
-      reactor: reactor, fd: fd, bev: session.bufferevent, factory: factory, peer: peer, connector: nil,
-      buffered: true)
-    connection.tls = session
-    connection.madeExtras.handshakeSlot = slot
-    connection.armHandshakeDeadline(setup.options.handshakeTimeout)
-  }
-
   /// Gives back the port's handshake slot (once): the handshake ended, or the connection did.
   func releaseHandshakeSlot() {
     extras?.handshakeSlot?.release()

@@ -63,7 +63,7 @@ final class TCPConnection: Transport, QueuedClosing {
   unowned(unsafe) var listPrev: TCPConnection?
 
   /// Reads one callback may do before yielding to other connections (each fills the read buffer).
-  private static let readsPerCallback = 8
+  static let readsPerCallback = 8
 
   /// Wraps an accepted socket (server side, `bev` nil: `fd` is owned from now on) or a
   /// bufferevent that owns its socket (client side, TLS, adopted). `buffered` makes it
@@ -102,7 +102,10 @@ final class TCPConnection: Transport, QueuedClosing {
   }
 
   /// Bytes queued (and, under a TLS filter, in the bufferevent below it), not yet handed to the kernel.
-  var queued: Int { output.length + (tls?.queuedBelow ?? 0) }
+  var queued: Int {
+    guard let extras else { return output.length }
+    return output.length + (extras.tls?.queuedBelow ?? 0) + (extras.tlsStream?.queued ?? 0)
+  }
 
   /// Starts the connection with its protocol: counts it, turns Nagle off, `connectionMade`, then reads.
   func start(with proto: Protocol) {
@@ -128,6 +131,7 @@ final class TCPConnection: Transport, QueuedClosing {
   /// The socket is readable: read into the reactor's buffer and hand each read up, borrowed.
   private func readable() {
     guard hasHandles, !reader.isBuffered else { return }
+    if let stream = extras?.tlsStream { return tlsReadable(stream) }
     enterCallback()
     let buffer = reactor.readBuffer
     for _ in 0..<Self.readsPerCallback {
@@ -171,7 +175,10 @@ final class TCPConnection: Transport, QueuedClosing {
   /// Runs what the lifecycle decided, in ``StreamActions``' order.
   func run(_ actions: StreamActions) {
     guard !actions.isEmpty, hasHandles else { return }
-    if let watch = actions.watchLowWater { output.watchDrain(to: watch ? writeBufferLimits.lowWater : nil) }
+    if let watch = actions.watchLowWater {
+      output.watchDrain(to: watch ? writeBufferLimits.lowWater : nil)
+      extras?.tlsStream?.drainMark = watch ? writeBufferLimits.lowWater : 0
+    }
     if actions.stopReading { setReading(false) }
     if actions.pauseProducer { producer?.pauseProducing() }
     if actions.resumeProducer { producer?.resumeProducing() }
@@ -190,11 +197,13 @@ final class TCPConnection: Transport, QueuedClosing {
 
   /// Turns the read interest on or off (the TLS handshake reads by itself until it is done).
   func setReading(_ on: Bool) {
-    guard hasHandles, tls?.handshaking != true else { return }
+    guard hasHandles, tls?.handshaking != true, extras?.tlsStream?.handshaking != true else { return }
     // libevent could not register the interest (epoll_ctl ENOMEM): a connection that can
     // never read again ends now rather than hanging.
     guard reader.isBuffered else {
-      if !reader.arm(on) { close(.error(SocketError.from(code: ENOMEM))) }
+      if !reader.arm(on) { return close(.error(SocketError.from(code: ENOMEM))) }
+      // Records read ahead wait inside OpenSSL, where epoll cannot see them: read them from the loop.
+      if on, extras?.tlsStream?.hasPending == true { reader.activate() }
       return
     }
     guard let bev = output.bufferevent else { return }
@@ -215,8 +224,8 @@ final class TCPConnection: Transport, QueuedClosing {
 
   /// A client connection completed, or a TLS server connection's handshake did: build the protocol and start.
   func connected() {
-    guard life.phase == .connecting, let bev = output.bufferevent, let factory else { return }
-    bufferevent_set_timeouts(bev, nil, nil)
+    guard life.phase == .connecting, let factory else { return }
+    if let bev = output.bufferevent { bufferevent_set_timeouts(bev, nil, nil) }
     if let peer = SocketAddress.of(fd: fd, peer: true) { peerAddress = peer }
     guard let proto = factory.buildProtocol(peerAddress) else {
       counters.noteRefused()
@@ -239,6 +248,7 @@ final class TCPConnection: Transport, QueuedClosing {
     guard count > 0 else { return }
     counters.noteBytesOut(count)
     data.withUnsafeBytes { bytes in
+      if let stream = extras?.tlsStream { return writeTLS(stream, bytes) }
       var offset = 0
       if !reader.isBuffered && life.phase != .connecting && sendError == 0 && queued == 0 {
         do throws(SocketError) {
@@ -310,11 +320,15 @@ final class TCPConnection: Transport, QueuedClosing {
       // In buffered mode the bytes may need libevent's processing (TLS): no raw flush.
       if reason == .reactorShutdown && !reader.isBuffered { output.flushOnce(fd: fd) }
       let orderly = life.closedGracefully
+      // Direct TLS: close_notify after an orderly flush, straight onto the socket, before the FIN.
+      let stream = extras?.tlsStream
+      stream?.finish(sendCloseNotify: orderly)
       // FIN, not RST, even with unread input.
       // (After the peer's own end of stream nothing unread is left: a plain close is a FIN.)
       if orderly || reason == .reactorShutdown, tls == nil, !life.peerFinished {
         StreamSocket.shutWriteAndDiscardInput(fd, scratch: reactor.readBuffer)
       }
+      stream?.free()
       let tls = self.tls
       // close_notify only after an orderly flush (ours, or the peer's clean close).
       output.free { _ in tls?.finish(sendCloseNotify: orderly) }
@@ -335,7 +349,7 @@ final class TCPConnection: Transport, QueuedClosing {
         proto?.connectionClosed(reason)
         connector?.connectionLost(reason)
       } else {
-        if tls != nil && connector == nil {
+        if tls != nil || stream != nil, connector == nil {
           reactor.logger.debug("TLS handshake failed", metadata: ["peer": "\(peerAddress)", "reason": "\(reason)"])
         }
         connector?.connectionFailed(reason)

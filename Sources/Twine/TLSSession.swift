@@ -87,6 +87,14 @@ final class TLSSession {
     return session
   }
 
+  /// A socket session over `ssl` whose handshake is done, inside `bufferevent` (a direct
+  /// connection moved onto a bufferevent for a rate limit, see ``TLSStream/handOver(base:fd:)``).
+  static func opened(bufferevent: OpaquePointer, ssl: OpaquePointer, options: TLSOptions) -> TLSSession {
+    let session = TLSSession(bufferevent: bufferevent, ssl: ssl, underlying: nil, options: options)
+    session.handshaking = false
+    return session
+  }
+
   private static let closeOnFree = Int32(BEV_OPT_CLOSE_ON_FREE.rawValue)
 
   /// Read and write timeouts (on the socket's bufferevent); nil clears them.

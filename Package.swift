@@ -65,7 +65,8 @@ let package = Package(
     .testTarget(name: "TwineTestingTests", dependencies: ["TwineTesting"], swiftSettings: strict),
     .testTarget(name: "TwineCoreTests", dependencies: ["TwineCore"], swiftSettings: strict),
     .testTarget(
-      name: "TwineTests", dependencies: ["Twine", "TutorialServers", "CLibevent", "LoopbackTestSupport"],
+      name: "TwineTests",
+      dependencies: ["Twine", "TutorialServers", "CLibevent", "CLibeventOpenSSL", "LoopbackTestSupport"],
       swiftSettings: strict),
     .testTarget(
       name: "EmbeddingTests",

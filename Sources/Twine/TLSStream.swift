@@ -298,6 +298,9 @@ final class TLSStream {
       evbuffer_add(bufferevent_get_input(bev), scratch, Int(got))
     }
     ERR_clear_error()
+    // libevent 2.1 reads again only while SSL_pending (the current record) says so: with
+    // read-ahead, whole records would wait in OpenSSL's buffer unseen. Off from now on.
+    SSL_set_read_ahead(ssl, 0)
     // The record OpenSSL may hold must be retried from one contiguous piece.
     _ = evbuffer_pullup(queue, min(queued, Self.recordSize))
     evbuffer_add_buffer(bufferevent_get_output(bev), queue)

@@ -195,11 +195,16 @@ enum ChunkedStream {
   static func write(_ total: Int, to transport: any Transport) {
     var index = 0
     while index * chunkSize < total {
-      let start = index &* 131 % 251
-      let length = min(chunkSize, total - index * chunkSize)
-      base[start..<start + length].withUnsafeBytes { transport.write($0.bytes) }
+      writeChunk(index, of: total, to: transport)
       index += 1
     }
+  }
+
+  /// Writes chunk `index` of the stream's first `total` bytes (for a producer writing a chunk at a time).
+  static func writeChunk(_ index: Int, of total: Int, to transport: any Transport) {
+    let start = index &* 131 % 251
+    let length = min(chunkSize, total - index * chunkSize)
+    base[start..<start + length].withUnsafeBytes { transport.write($0.bytes) }
   }
 
   /// The byte at `position` of the stream.

@@ -94,7 +94,8 @@ test-c-host: c-host
 	$(MAKE) -C Examples/c-host PREFIX=$(abspath .build-asan/c-api) OUT=$(abspath .build-asan/c-host) \
 	  CC=$(TOOLCHAIN_CLANG) CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd" \
 	  $(abspath .build-asan/c-host/host)
-	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan
+	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan \
+	  --cc "$(TOOLCHAIN_CLANG) -fsanitize=address -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd"
 
 # DocC for TwineCore, TwineProtocols, TwineTesting and Twine under .build/docs, with the toolchain's
 # docc (no swift-docc-plugin dependency; see Scripts/docs.sh): a broken link in a catalog fails.

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds Twine's C API and installs it under PREFIX:
 #   PREFIX/include/twine.h
-#   PREFIX/lib/libtwine.a, PREFIX/lib/libtwine.so
+#   PREFIX/lib/libtwine.a, PREFIX/lib/libtwine.so.0 (SONAME) and the libtwine.so link to it
 #   PREFIX/lib/pkgconfig/twine.pc (shared), PREFIX/lib/pkgconfig/twine-static.pc
 #
 #   install.sh PREFIX [release|debug] [SCRATCH_PATH] [asan]
@@ -20,7 +20,9 @@ sanitize=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 swift=${SWIFT:-swift}
-version=0.1.0
+# The release (twine.h's TWINE_VERSION_*); the SONAME changes with the major only.
+version=$(sed -n 's/^#define TWINE_VERSION_STRING "\(.*\)"$/\1/p' "$here/include/twine.h")
+major=${version%%.*}
 
 swiftc_path=$(readlink -f "$(command -v swiftc)")
 toolchain=$(cd "$(dirname "$swiftc_path")/.." && pwd)
@@ -54,8 +56,8 @@ mkdir "$work/objects"
   done
 )
 # shellcheck disable=SC2086
-swiftc -emit-library -o "$work/libtwine.so" "$work"/objects/*.o $link_flags \
-  -Xlinker -soname -Xlinker libtwine.so -Xlinker --version-script -Xlinker "$here/exports.map"
+swiftc -emit-library -o "$work/libtwine.so.$major" "$work"/objects/*.o $link_flags \
+  -Xlinker -soname -Xlinker "libtwine.so.$major" -Xlinker --version-script -Xlinker "$here/exports.map"
 
 # The libraries the archive's objects ask for, in link order: the Swift runtime's static
 # ones, and OpenSSL's libevent layer (-levent_openssl -lssl -lcrypto, for TLS). libevent's
@@ -66,7 +68,8 @@ static_libs="$static_libs-ldispatch -lBlocksRuntime -lstdc++ -lm -ldl -lpthread"
 mkdir -p "$prefix/include" "$prefix/lib/pkgconfig"
 cp "$here/include/twine.h" "$prefix/include/twine.h"
 cp "$archive" "$prefix/lib/libtwine.a"
-cp "$work/libtwine.so" "$prefix/lib/libtwine.so"
+cp "$work/libtwine.so.$major" "$prefix/lib/libtwine.so.$major"
+ln -sf "libtwine.so.$major" "$prefix/lib/libtwine.so"
 prefix_abs=$(cd "$prefix" && pwd)
 for pc in twine twine-static; do
   sed -e "s|@PREFIX@|$prefix_abs|" -e "s|@VERSION@|$version|" -e "s|@SWIFT_LIBDIR@|$swift_libdir|" \

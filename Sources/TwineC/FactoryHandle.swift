@@ -1,3 +1,4 @@
+import Synchronization
 import Twine
 
 /// What a `twine_factory *` points to: one factory, made by name.
@@ -15,5 +16,9 @@ final class FactoryHandle: @unchecked Sendable {
   }
 
   /// Every live `twine_factory *`.
-  static let table = HandleTable<FactoryHandle>()
+  static let table = HandleTable<FactoryHandle>(.factory)
+
+  /// Held while a listener starts or stops: a factory shared by reactors on several host
+  /// threads counts its ports (`Factory.doStart`/`doStop`) one thread at a time.
+  static let startStop = Mutex<Int>(0)
 }

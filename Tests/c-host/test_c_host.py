@@ -319,14 +319,71 @@ def exported_symbols(prefix):
           declared == set(exported), f"header only: {declared - set(exported)}, library only: {set(exported) - declared}")
 
 
+def pkg_config(prefix, *args):
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(os.path.abspath(prefix), "lib", "pkgconfig"))
+    return subprocess.run(["pkg-config", *args], capture_output=True, text=True, env=env, check=True).stdout.split()
+
+
+def header_and_library(prefix):
+    """twine.h compiles alone as strict C99 and as C++; libtwine.so carries its SONAME."""
+    include = os.path.join(prefix, "include")
+    with tempfile.TemporaryDirectory() as work:
+        source = os.path.join(work, "only_header.c")
+        with open(source, "w") as f:
+            f.write("#include <twine.h>\nint main(void) { return TWINE_OK + TWINE_VERSION_MAJOR * 0; }\n")
+        for compiler, flags in [("cc", ["-std=c99", "-pedantic", "-x", "c"]),
+                                ("c++", ["-std=c++11", "-pedantic", "-x", "c++"])]:
+            done = subprocess.run([compiler, "-Wall", "-Wextra", "-Werror", *flags, "-I", include, "-fsyntax-only",
+                                   source], capture_output=True, text=True, timeout=60)
+            check(f"twine.h compiles alone with {compiler} -Wall -Wextra -Werror {' '.join(flags[:-2])}",
+                  done.returncode == 0, done.stderr[-1500:])
+    out = subprocess.run(["readelf", "-d", os.path.join(prefix, "lib", "libtwine.so")], capture_output=True,
+                         text=True, timeout=IO).stdout
+    check("libtwine.so's SONAME is libtwine.so.0", "Library soname: [libtwine.so.0]" in out, out[-800:])
+
+
+def c_tests(prefix, cc, asan):
+    """The C API's rules, from C (Tests/c-host/api_test.c), built like the host and run."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as work:
+        for name in ["api_test"]:
+            binary = os.path.join(work, name)
+            build = subprocess.run([*cc.split(), "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-pthread", "-o", binary,
+                                    os.path.join(here, name + ".c"), *pkg_config(prefix, "--cflags", "--libs", "twine")],
+                                   capture_output=True, text=True, timeout=300)
+            if not check(f"{name}.c builds against the installed twine.h and libtwine", build.returncode == 0,
+                         build.stderr[-2000:]):
+                continue
+            try:
+                run = subprocess.run([binary], capture_output=True, text=True, timeout=300)
+                output, code = run.stdout, run.returncode
+                errors = run.stderr
+            except subprocess.TimeoutExpired as e:
+                output, code, errors = (e.stdout or b"").decode(errors="replace"), None, "timed out"
+            for line in output.splitlines():
+                if line.startswith("PASS ") or line.startswith("FAIL "):
+                    ok = line.startswith("PASS ")
+                    results["passed" if ok else "failed"].append(f"{name}: {line[5:]}")
+                    print(f"{line[:5]}{name}: {line[5:]}", flush=True)
+            check(f"{name} ran to the end and exited 0", code == 0 and f"{name}: 0 failed" in output,
+                  f"exit {code}; {errors[-2000:]}")
+            if asan:
+                check(f"{name}: no AddressSanitizer/LeakSanitizer report", SANITIZER.search(errors) is None,
+                      errors[-3000:])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin", required=True)
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--asan", action="store_true")
+    parser.add_argument("--cc", default="cc", help="compiler and flags for the C tests (as the hosts were built)")
     args = parser.parse_args()
     started = time.monotonic()
     exported_symbols(args.prefix)
+    if not args.asan:
+        header_and_library(args.prefix)
+    c_tests(args.prefix, args.cc, args.asan)
     hosts = ["host"] if args.asan else ["host", "host-static"]
     for h in hosts:
         binary = os.path.join(args.bin, h)

@@ -316,6 +316,7 @@ static void test_calls_always_end(void) {
 
 /* Defect 4: a reactor made on one thread and run on another could never be used or freed there. */
 struct bound_test {
+  pthread_barrier_t made, release, gone; /* creator+worker, creator+worker, main+worker */
   struct event_base *base;
   twine_reactor *reactor;
   twine_factory *echo;
@@ -328,6 +329,8 @@ static void *make_and_exit(void *arg) {
   test->base = event_base_new();
   twine_reactor_new(test->base, &test->reactor);
   twine_listen(test->reactor, test->echo, "127.0.0.1", 0, &test->port);
+  pthread_barrier_wait(&test->made);
+  pthread_barrier_wait(&test->release); /* alive while the worker serves: thread ids stay distinct */
   return NULL;
 }
 
@@ -340,12 +343,15 @@ static void in_loop(evutil_socket_t fd, short events, void *arg) {
 
 static void *dispatch_and_free(void *arg) {
   struct bound_test *test = arg;
+  pthread_barrier_wait(&test->made);
   struct timeval soon = {0, 20000};
   event_base_once(test->base, -1, EV_TIMEOUT, in_loop, test, &soon);
   int client = connect_to(test->port);
   int served = client >= 0 && echoes(test->base, client, "worker");
   if (client >= 0) close(client);
   run_for(test->base, 0.05);
+  pthread_barrier_wait(&test->release);
+  pthread_barrier_wait(&test->gone); /* the creating thread has exited */
   test->free_status = twine_reactor_free(test->reactor);
   event_base_free(test->base);
   return (void *)(long)served;
@@ -377,11 +383,18 @@ static void test_thread_binding(void) {
   struct bound_test test = {0};
   twine_factory_new("echo", NULL, &test.echo);
   pthread_t creator, worker, other;
+  pthread_barrier_init(&test.made, NULL, 2);
+  pthread_barrier_init(&test.release, NULL, 2);
+  pthread_barrier_init(&test.gone, NULL, 2);
   pthread_create(&creator, NULL, make_and_exit, &test);
-  pthread_join(creator, NULL); /* the creating thread is gone */
   void *served;
   pthread_create(&worker, NULL, dispatch_and_free, &test);
+  pthread_join(creator, NULL);
+  pthread_barrier_wait(&test.gone);
   pthread_join(worker, &served);
+  pthread_barrier_destroy(&test.made);
+  pthread_barrier_destroy(&test.release);
+  pthread_barrier_destroy(&test.gone);
   CHECK("a reactor made on a thread that exited serves from the thread dispatching its base", (long)served == 1, "");
   CHECK("calls from the dispatching thread's loop are allowed", test.from_loop == TWINE_OK, "%s",
         twine_status_name(test.from_loop));

@@ -346,7 +346,7 @@ def c_tests(prefix, cc, asan):
     """The C API's rules, from C (Tests/c-host/api_test.c), built like the host and run."""
     here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.TemporaryDirectory() as work:
-        for name in ["api_test"]:
+        for name in ["api_test", "protocol_test"]:
             binary = os.path.join(work, name)
             build = subprocess.run([*cc.split(), "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-pthread", "-o", binary,
                                     os.path.join(here, name + ".c"), *pkg_config(prefix, "--cflags", "--libs", "twine")],

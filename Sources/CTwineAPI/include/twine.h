@@ -38,6 +38,7 @@
 #ifndef TWINE_H
 #define TWINE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -98,6 +99,62 @@ typedef struct twine_factory twine_factory;
 
 /** One listening socket of a reactor, serving one factory. */
 typedef struct twine_listener twine_listener;
+
+/** One connection served by a protocol written in C (twine_factory_new_callbacks). */
+typedef struct twine_connection twine_connection;
+
+/** How a C protocol's input is cut before data_received sees it (Twisted's receivers). */
+typedef enum twine_framing {
+  /** Bytes as they arrive, any split. */
+  TWINE_FRAMING_RAW = 0,
+  /** Lines ending in "\r\n" (the delimiter is not passed on). */
+  TWINE_FRAMING_LINES_CRLF = 1,
+  /** Lines ending in "\n". */
+  TWINE_FRAMING_LINES_LF = 2,
+  /** Netstrings ("5:hello,"). */
+  TWINE_FRAMING_NETSTRINGS = 3,
+  /** Strings after a 4-byte big-endian length. */
+  TWINE_FRAMING_INT32 = 4
+} twine_framing;
+
+/** Why a connection closed (connection_lost's `reason`). */
+typedef enum twine_close_reason {
+  TWINE_CLOSED_BY_US = 0,        /**< twine_connection_lose_connection, after every queued byte was written */
+  TWINE_CLOSED_BY_PEER = 1,      /**< the peer closed cleanly */
+  TWINE_CLOSED_ABORTED = 2,      /**< twine_connection_abort; queued bytes were discarded */
+  TWINE_CLOSED_RESET = 3,        /**< the peer reset the connection */
+  TWINE_CLOSED_TIMED_OUT = 4,    /**< a timeout closed it */
+  TWINE_CLOSED_SHUTDOWN = 5,     /**< the reactor was freed */
+  TWINE_CLOSED_PROTOCOL_ERROR = 6, /**< the peer broke the framing (a frame over max_frame_length, a bad netstring) */
+  TWINE_CLOSED_BUFFER_OVERFLOW = 7, /**< the output queue passed its hard limit (a peer that does not read) */
+  TWINE_CLOSED_ERROR = 8         /**< another error (TLS, a socket error) */
+} twine_close_reason;
+
+/**
+ * A protocol written in C: what twine_factory_new_callbacks calls for each connection.
+ * Any callback may be NULL. Each runs on the connection's reactor thread, in order:
+ * connection_made once, data_received any number of times, connection_lost once; none
+ * after connection_lost. `context` is the factory's (twine_factory_new_callbacks); keep
+ * per-connection state with twine_connection_set_data. The `connection` handle is live
+ * from connection_made until connection_lost returns, then TWINE_EINVAL forever.
+ * Flow control and limits are Swift protocols': when the output queue passes 1 MiB the
+ * connection stops reading (a peer that does not read cannot grow the host), it reads
+ * again below 64 KiB, and past 64 MiB queued it is aborted (TWINE_CLOSED_BUFFER_OVERFLOW).
+ */
+typedef struct twine_protocol_callbacks {
+  /** The connection is up: greet, set data, or refuse with twine_connection_lose_connection. */
+  void (*connection_made)(twine_connection *connection, void *context);
+  /** Bytes arrived, or one whole frame (without its delimiter or prefix) with `framing`.
+      `data` is borrowed, valid during the call only. */
+  void (*data_received)(twine_connection *connection, const void *data, size_t length, void *context);
+  /** The connection is closed; `reason` is a twine_close_reason. Free per-connection data here. */
+  void (*connection_lost)(twine_connection *connection, int reason, void *context);
+  /** A twine_framing. */
+  int framing;
+  /** The longest frame accepted (a longer one closes with TWINE_CLOSED_PROTOCOL_ERROR);
+      0 = the framing's default (16384 for lines, 99999 otherwise). Ignored for TWINE_FRAMING_RAW. */
+  size_t max_frame_length;
+} twine_protocol_callbacks;
 
 /** A factory's counters. Each value is exact; together they are not a snapshot. */
 typedef struct twine_counters {
@@ -234,6 +291,87 @@ twine_status twine_set_log_callback(twine_reactor *reactor, twine_log_fn callbac
  *   malformed parameters
  */
 twine_status twine_factory_new(const char *name, const char *parameters, twine_factory **out);
+
+/**
+ * Makes a factory whose protocol is written in C: each connection calls `callbacks`.
+ * The factory counts connections and bytes like any other and may serve reactors on
+ * several threads (then the callbacks run on each, at once: `context` must allow it).
+ * Any thread.
+ * @param callbacks copied; the host's struct may go once this returns
+ * @param context passed to every callback; the host keeps it alive while the factory
+ *   or any of its connections lives
+ * @param out receives the factory; free it with twine_factory_free
+ * @return TWINE_OK; TWINE_EINVAL (NULL callbacks or out, unknown framing, a
+ *   max_frame_length above 2^31 - 1)
+ */
+twine_status twine_factory_new_callbacks(const twine_protocol_callbacks *callbacks, void *context,
+                                         twine_factory **out);
+
+/**
+ * Queues `length` bytes for the peer, as they are (no framing): sent at once when the
+ * socket takes them, the rest copied and sent in order. Connection's thread only.
+ * @param data borrowed; may be reused once this returns
+ * @return TWINE_OK (also when the connection is already closing: the bytes are dropped);
+ *   TWINE_EINVAL (not a live connection, NULL data with a length); TWINE_EWRONGTHREAD
+ */
+twine_status twine_connection_write(twine_connection *connection, const void *data, size_t length);
+
+/**
+ * Sends one frame in the factory's framing: the line and its delimiter, a netstring, or
+ * a 4-byte length and the bytes; with TWINE_FRAMING_RAW, the same as twine_connection_write.
+ * Connection's thread only.
+ * @return TWINE_OK; TWINE_EINVAL (not live, or too long for an int32 prefix); TWINE_EWRONGTHREAD
+ */
+twine_status twine_connection_send_frame(twine_connection *connection, const void *data, size_t length);
+
+/**
+ * Closes the connection once every queued byte is written (a FIN, never a reset);
+ * nothing more is delivered. Connection's thread only.
+ * @return TWINE_OK; TWINE_EINVAL; TWINE_EWRONGTHREAD
+ */
+twine_status twine_connection_lose_connection(twine_connection *connection);
+
+/** Closes the connection at once, dropping what is queued (a reset). Connection's thread only.
+    @return TWINE_OK; TWINE_EINVAL; TWINE_EWRONGTHREAD */
+twine_status twine_connection_abort(twine_connection *connection);
+
+/** Stops delivering input (between two frames) until twine_connection_resume; the socket is
+    not read meanwhile. Connection's thread only. @return TWINE_OK; TWINE_EINVAL; TWINE_EWRONGTHREAD */
+twine_status twine_connection_pause(twine_connection *connection);
+
+/** Delivers input again after twine_connection_pause. Connection's thread only.
+    @return TWINE_OK; TWINE_EINVAL; TWINE_EWRONGTHREAD */
+twine_status twine_connection_resume(twine_connection *connection);
+
+/**
+ * The peer's address. Connection's thread only.
+ * @param host receives the numeric host ("127.0.0.1", "::1") or UNIX path, NUL-terminated
+ * @param host_size the size of `host`; 64 holds any IP address
+ * @param port receives the port unless NULL (0 for UNIX-domain sockets)
+ * @return TWINE_OK; TWINE_EINVAL (not live, NULL host, or `host_size` too small);
+ *   TWINE_EWRONGTHREAD
+ */
+twine_status twine_connection_peer(twine_connection *connection, char *host, size_t host_size, int *port);
+
+/**
+ * Bytes queued for the peer and not yet taken by the kernel. Connection's thread only.
+ * @param out receives the count
+ * @return TWINE_OK; TWINE_EINVAL; TWINE_EWRONGTHREAD
+ */
+twine_status twine_connection_pending_bytes(twine_connection *connection, size_t *out);
+
+/**
+ * Keeps one pointer of the host's with the connection (read it back with
+ * twine_connection_get_data). Connection's thread only.
+ * @return TWINE_OK; TWINE_EINVAL; TWINE_EWRONGTHREAD
+ */
+twine_status twine_connection_set_data(twine_connection *connection, void *data);
+
+/**
+ * The pointer given to twine_connection_set_data (NULL before). Connection's thread only.
+ * @return the pointer; NULL also for a connection that is not live or another thread
+ */
+void *twine_connection_get_data(twine_connection *connection);
 
 /**
  * Lets go of a factory handle (listeners and connections using the factory keep it alive).

@@ -22,5 +22,5 @@ public struct WriteBufferLimits: Sendable, Hashable {
   }
 
   /// 64 KiB / 1 MiB / 64 MiB.
-  public static let `default` = WriteBufferLimits(lowWater: 64 << 10, highWater: 60 << 20, hardLimit: 64 << 20)
+  public static let `default` = WriteBufferLimits(lowWater: 64 << 10, highWater: 1 << 20, hardLimit: 64 << 20)
 }

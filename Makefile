@@ -84,10 +84,14 @@ c-host: deps-build
 	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh $(C_API) release .build
 	$(MAKE) -C Examples/c-host PREFIX=$(abspath $(C_API)) OUT=$(abspath $(dir $(C_HOST)))
 
-# The C host driven as a real process (Tests/c-host/test_c_host.py); then again with
-# AddressSanitizer on both sides: libtwine built with --sanitize=address and the host
-# compiled by the toolchain's clang (its ASan runtime is the one Swift's instrumentation expects).
+# The C host driven as a real process (Tests/c-host/test_c_host.py), with the C API's own C
+# tests (api_test.c, protocol_test.c, threads_test.c); then again with AddressSanitizer on
+# both sides: libtwine built with --sanitize=address and the host compiled by the toolchain's
+# clang (its ASan runtime is the one Swift's instrumentation expects); then the C tests with
+# ThreadSanitizer the same way (threads_test.c: 4 host threads, one reactor per base).
 TOOLCHAIN_CLANG := $(dir $(realpath $(shell command -v swiftc)))clang
+# ThreadSanitizer's runtime (the toolchain's) intercepts libdispatch: a C program linking it needs these.
+TOOLCHAIN_SWIFT_LIBDIR := $(dir $(realpath $(shell command -v swiftc)))../lib/swift/linux
 test-c-host: c-host
 	python3 Tests/c-host/test_c_host.py --bin $(dir $(C_HOST)) --prefix $(C_API)
 	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-asan/c-api debug .build-asan asan
@@ -96,6 +100,11 @@ test-c-host: c-host
 	  $(abspath .build-asan/c-host/host)
 	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan \
 	  --cc "$(TOOLCHAIN_CLANG) -fsanitize=address -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd"
+	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-tsan/c-api debug .build-tsan tsan
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(abspath .tsan-suppressions)" \
+	  python3 Tests/c-host/test_c_host.py --prefix .build-tsan/c-api --tsan \
+	  --cc "$(TOOLCHAIN_CLANG) -fsanitize=thread -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd" \
+	  --ldflags "-L$(TOOLCHAIN_SWIFT_LIBDIR) -Wl,-rpath,$(TOOLCHAIN_SWIFT_LIBDIR) -ldispatch -lBlocksRuntime"
 
 # DocC for TwineCore, TwineProtocols, TwineTesting and Twine under .build/docs, with the toolchain's
 # docc (no swift-docc-plugin dependency; see Scripts/docs.sh): a broken link in a catalog fails.

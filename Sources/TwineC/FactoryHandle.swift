@@ -1,4 +1,3 @@
-import Synchronization
 import Twine
 
 /// What a `twine_factory *` points to: one factory, made by name.
@@ -20,5 +19,5 @@ final class FactoryHandle: @unchecked Sendable {
 
   /// Held while a listener starts or stops: a factory shared by reactors on several host
   /// threads counts its ports (`Factory.doStart`/`doStop`) one thread at a time.
-  static let startStop = Mutex<Int>(0)
+  static let startStop = PthreadLock<Int>(0)
 }

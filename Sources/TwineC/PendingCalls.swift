@@ -1,5 +1,5 @@
 import CTwineAPI
-import Synchronization
+import Twine
 
 /// The calls `twine_call_from_thread` accepted for one reactor and that have not run yet.
 ///
@@ -30,7 +30,7 @@ final class PendingCalls: Sendable {
     var waiting: [UInt64: Call] = [:]
     var nextID: UInt64 = 0
   }
-  private let state = Mutex(State())
+  private let state = PthreadLock(State())
 
   /// Records `call` as accepted; the id is for ``run(_:)``.
   func accept(_ call: Call) -> UInt64 {

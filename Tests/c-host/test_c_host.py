@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Drives the example C host (Examples/c-host) as real processes over real sockets.
 
-    python3 Tests/c-host/test_c_host.py --bin DIR --prefix DIR [--asan]
+    python3 Tests/c-host/test_c_host.py --bin DIR --prefix DIR [--asan] [--cc "CC FLAGS"] [--ldflags FLAGS]
+    python3 Tests/c-host/test_c_host.py --prefix DIR --tsan --cc "CC FLAGS" --ldflags FLAGS
 
 DIR (--bin) holds the hosts built by Examples/c-host/Makefile; --prefix is the
 installed C API they were built against. With --asan the hosts were built with
 AddressSanitizer: every run must also end without a sanitizer report (leaks
 included). Prints one PASS/FAIL line per check and "N passed, N failed"; exits 1
-on any failure. python3 standard library only; every wait is bounded.
+on any failure. python3 standard library only; every wait is bounded. The C API's own
+tests (api_test.c, protocol_test.c, threads_test.c) are compiled here with --cc, against
+the installed twine.h and libtwine; with --tsan (libtwine built with ThreadSanitizer) only
+they run, and any ThreadSanitizer report fails them.
 """
 import argparse
 import os
@@ -24,7 +28,7 @@ STARTUP = 60.0
 EXIT = 30.0
 IO = 20.0
 REFUSAL = b"Too many connections, try later"
-SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: AddressSanitizer")
+SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: AddressSanitizer|WARNING: ThreadSanitizer")
 
 results = {"passed": [], "failed": []}
 
@@ -342,14 +346,15 @@ def header_and_library(prefix):
     check("libtwine.so's SONAME is libtwine.so.0", "Library soname: [libtwine.so.0]" in out, out[-800:])
 
 
-def c_tests(prefix, cc, asan):
+def c_tests(prefix, cc, ldflags, sanitized):
     """The C API's rules, from C (Tests/c-host/api_test.c), built like the host and run."""
     here = os.path.dirname(os.path.abspath(__file__))
     with tempfile.TemporaryDirectory() as work:
-        for name in ["api_test", "protocol_test"]:
+        for name in ["api_test", "protocol_test", "threads_test"]:
             binary = os.path.join(work, name)
             build = subprocess.run([*cc.split(), "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-pthread", "-o", binary,
-                                    os.path.join(here, name + ".c"), *pkg_config(prefix, "--cflags", "--libs", "twine")],
+                                    os.path.join(here, name + ".c"), *pkg_config(prefix, "--cflags", "--libs", "twine"),
+                                    *ldflags.split()],
                                    capture_output=True, text=True, timeout=300)
             if not check(f"{name}.c builds against the installed twine.h and libtwine", build.returncode == 0,
                          build.stderr[-2000:]):
@@ -367,23 +372,27 @@ def c_tests(prefix, cc, asan):
                     print(f"{line[:5]}{name}: {line[5:]}", flush=True)
             check(f"{name} ran to the end and exited 0", code == 0 and f"{name}: 0 failed" in output,
                   f"exit {code}; {errors[-2000:]}")
-            if asan:
-                check(f"{name}: no AddressSanitizer/LeakSanitizer report", SANITIZER.search(errors) is None,
-                      errors[-3000:])
+            if sanitized:
+                check(f"{name}: no sanitizer report", SANITIZER.search(errors) is None, errors[-3000:])
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--bin", required=True)
+    parser.add_argument("--bin")
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--asan", action="store_true")
+    parser.add_argument("--tsan", action="store_true", help="libtwine built with ThreadSanitizer: the C tests only")
     parser.add_argument("--cc", default="cc", help="compiler and flags for the C tests (as the hosts were built)")
+    parser.add_argument("--ldflags", default="", help="extra link flags for the C tests")
     args = parser.parse_args()
     started = time.monotonic()
+    if args.tsan:
+        c_tests(args.prefix, args.cc, args.ldflags, True)
+        return summary(started)
     exported_symbols(args.prefix)
     if not args.asan:
         header_and_library(args.prefix)
-    c_tests(args.prefix, args.cc, args.asan)
+    c_tests(args.prefix, args.cc, args.ldflags, args.asan)
     hosts = ["host"] if args.asan else ["host", "host-static"]
     for h in hosts:
         binary = os.path.join(args.bin, h)
@@ -392,6 +401,10 @@ def main():
         setup_errors(binary, args.asan)
     if not args.asan:
         minimal(os.path.join(args.bin, "minimal"))
+    return summary(started)
+
+
+def summary(started):
     passed, failed = len(results["passed"]), len(results["failed"])
     print(f"{passed} passed, {failed} failed ({time.monotonic() - started:.1f} s)")
     return 1 if failed else 0

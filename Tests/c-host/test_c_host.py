@@ -47,7 +47,7 @@ class Host:
         self.err = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen([path] + args, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err,
                                      env=env)
-        self.c_port = self.echo_port = self.adopt_port = None
+        self.c_port = self.echo_port = self.adopt_port = self.c_line_port = self.greeter_port = None
 
     # pread, not seek + read: the child writes through the same open file, at its offset.
     @staticmethod
@@ -70,6 +70,10 @@ class Host:
                 self.c_port, self.echo_port = int(c.group(1)), int(e.group(1))
                 a = re.search(r"^adopt on 127\.0\.0\.1:(\d+)$", text, re.M)
                 self.adopt_port = int(a.group(1)) if a else None
+                line = re.search(r"^c-line on 127\.0\.0\.1:(\d+)$", text, re.M)
+                self.c_line_port = int(line.group(1)) if line else None
+                greeter = re.search(r"^greeter on 127\.0\.0\.1:(\d+)$", text, re.M)
+                self.greeter_port = int(greeter.group(1)) if greeter else None
                 return True
             if self.proc.poll() is not None:
                 return False
@@ -159,6 +163,14 @@ def serve_and_stop(binary, asan):
             expected = b"C says: hello\nC says: world\n"
             got = recv_exactly(c, len(expected))
         check(f"{name}: the C-only protocol answers on its port", got == expected, repr(got))
+
+        with connect(host.c_line_port) as c:  # a protocol written in C, on Twine's transport
+            c.sendall(b"one\ntw")
+            c.sendall(b"o\n")
+            expected = b"C on Twine: one\nC on Twine: two\n"
+            got = recv_exactly(c, len(expected))
+        check(f"{name}: the C line protocol on Twine (twine_factory_new_callbacks) answers whole lines", got == expected,
+              repr(got))
 
         # Twine's echo kept busy by 4 connections ping-ponging 64 KiB for 2 s, checked byte for byte.
         message = bytes((i * 31 + (i >> 8)) & 0xFF for i in range(64 << 10))
@@ -311,6 +323,35 @@ def minimal(binary):
         host.kill()
 
 
+def greeter(binary, prefix):
+    """The template's own Swift protocol, in libgreeter with Twine's C API, served by host-greeter."""
+    host = Host(binary, [])
+    try:
+        if not check("host-greeter: starts and prints the greeter's port", host.wait_ports() and host.greeter_port,
+                     host.stderr()[-2000:]):
+            return
+        with connect(host.greeter_port) as s:
+            s.sendall(b"world\n")
+            got = recv_exactly(s, len(b"hi, world!\n"))
+        check("host-greeter: the team's Swift protocol, registered by name, answers", got == b"hi, world!\n", repr(got))
+        with connect(host.echo_port) as s:
+            s.sendall(b"echo too")
+            got = recv_exactly(s, 8)
+        check("host-greeter: Twine's built-in echo is in the same library", got == b"echo too", repr(got))
+        check("host-greeter: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
+    finally:
+        host.kill()
+    library = os.path.join(prefix, "lib", "libgreeter.so")
+    out = subprocess.run(["nm", "-D", "--defined-only", library], capture_output=True, text=True, timeout=IO).stdout
+    exported = [line.split()[-1] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1].isupper()]
+    check("libgreeter.so exports Twine's C API and greeter_register, nothing else",
+          "greeter_register" in exported and "twine_reactor_new" in exported
+          and all(s.startswith("twine_") or s.startswith("greeter_") for s in exported),
+          ", ".join(s for s in exported if not s.startswith(("twine_", "greeter_")))[:500])
+    dynamic = subprocess.run(["readelf", "-d", library], capture_output=True, text=True, timeout=IO).stdout
+    check("libgreeter.so's SONAME is libgreeter.so.1 (its own version)", "[libgreeter.so.1]" in dynamic, dynamic[-500:])
+
+
 def exported_symbols(prefix):
     out = subprocess.run(["nm", "-D", "--defined-only", os.path.join(prefix, "lib", "libtwine.so")],
                          capture_output=True, text=True, timeout=IO).stdout
@@ -384,6 +425,7 @@ def main():
     parser.add_argument("--tsan", action="store_true", help="libtwine built with ThreadSanitizer: the C tests only")
     parser.add_argument("--cc", default="cc", help="compiler and flags for the C tests (as the hosts were built)")
     parser.add_argument("--ldflags", default="", help="extra link flags for the C tests")
+    parser.add_argument("--greeter", help="where `make swift-template` installed libgreeter (host-greeter is in --bin)")
     args = parser.parse_args()
     started = time.monotonic()
     if args.tsan:
@@ -401,6 +443,8 @@ def main():
         setup_errors(binary, args.asan)
     if not args.asan:
         minimal(os.path.join(args.bin, "minimal"))
+    if args.greeter:
+        greeter(os.path.join(args.bin, "host-greeter"), args.greeter)
     return summary(started)
 
 

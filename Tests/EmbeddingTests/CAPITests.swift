@@ -170,7 +170,8 @@ struct CAPITests {
     #expect(RawSockets.sendAll(first, message))
     var counters = twine_counters()
     let refusal = CountingEcho.refusal.utf8.count  // told to the refused second connection
-    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == message.count + refusal })
+    #expect(
+      host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == message.count + refusal })
     #expect(RawSockets.receive(first, count: message.count) == message)
     #expect(counters.accepted == 2 && counters.refused == 1, "max_connections=1 refused the second")
     close(first)
@@ -186,7 +187,8 @@ struct CAPITests {
     #expect(log.lines.count == logged, "a NULL callback discards")
     event_base_loop(host.base, EVLOOP_NONBLOCK)  // libevent's finalizers of freed bufferevents
     #expect(host.eventCount == 1)
-    #expect(twine_factory_counters(echo, &counters) == TWINE_OK && counters.accepted == 2, "counters outlive the reactor")
+    #expect(
+      twine_factory_counters(echo, &counters) == TWINE_OK && counters.accepted == 2, "counters outlive the reactor")
     #expect(twine_factory_free(echo) == Self.code(TWINE_OK))
     let ticks = host.ticks.count
     #expect(host.run { host.ticks.count >= ticks + 3 })
@@ -223,7 +225,8 @@ struct CAPITests {
     #expect(RawSockets.identity(server) != identity, "Twine closed the adopted fd")
   }
 
-  @Test("twine_call_from_thread runs the function on the reactor's thread; after destroy the dead handle is TWINE_EINVAL")
+  @Test(
+    "twine_call_from_thread runs the function on the reactor's thread; after destroy the dead handle is TWINE_EINVAL")
   func callFromThread() throws {
     let host = HostLoop(tickEvery: 0.01)
     var reactor: OpaquePointer?

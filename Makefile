@@ -11,7 +11,7 @@ PORT ?= 8025
 FUZZ_SECONDS ?= 60
 
 .PHONY: all build run test test-debug test-asan smoke fuzz fuzz-smoke deps-build deps-test bench bench-quick format lint clean
-.PHONY: install c-host test-c-host docs
+.PHONY: install c-host test-c-host docs swift-template
 
 all: build
 
@@ -84,17 +84,40 @@ c-host: deps-build
 	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh $(C_API) release .build
 	$(MAKE) -C Examples/c-host PREFIX=$(abspath $(C_API)) OUT=$(abspath $(dir $(C_HOST)))
 
-# The C host driven as a real process (Tests/c-host/test_c_host.py); then again with
-# AddressSanitizer on both sides: libtwine built with --sanitize=address and the host
-# compiled by the toolchain's clang (its ASan runtime is the one Swift's instrumentation expects).
+# Examples/swift-protocol-template: a team's own Swift protocol and Twine's C API in ONE library
+# (libgreeter.{a,so} + greeter.h + twine.h + greeter.pc under .build/greeter), and the example
+# host linked with it instead of libtwine (.build/c-host/host-greeter), which serves "greeter".
+TEMPLATE := Examples/swift-protocol-template
+GREETER := .build/greeter
+TEMPLATE_CONFIG ?= release
+swift-template: deps-build
+	SWIFT=$(SWIFT) TWINE_PACKAGE_DIR=$(abspath $(TEMPLATE)) TWINE_PRODUCT=GreeterCAPI TWINE_LIB=greeter \
+	  TWINE_HEADERS=$(abspath $(TEMPLATE)/include/greeter.h) TWINE_EXPORTS=$(abspath $(TEMPLATE)/exports.map) \
+	  TWINE_VERSION=1.0.0 Sources/CTwineAPI/install.sh $(GREETER) $(TEMPLATE_CONFIG) .build/template
+	$(MAKE) -C Examples/c-host GREETER=$(abspath $(GREETER)) OUT=$(abspath $(dir $(C_HOST))) \
+	  $(abspath $(dir $(C_HOST)))/host-greeter
+
+# The C host driven as a real process (Tests/c-host/test_c_host.py), with the C API's own C
+# tests (api_test.c, protocol_test.c, threads_test.c); then again with AddressSanitizer on
+# both sides: libtwine built with --sanitize=address and the host compiled by the toolchain's
+# clang (its ASan runtime is the one Swift's instrumentation expects); then the C tests with
+# ThreadSanitizer the same way (threads_test.c: 4 host threads, one reactor per base).
 TOOLCHAIN_CLANG := $(dir $(realpath $(shell command -v swiftc)))clang
-test-c-host: c-host
-	python3 Tests/c-host/test_c_host.py --bin $(dir $(C_HOST)) --prefix $(C_API)
+# ThreadSanitizer's runtime (the toolchain's) intercepts libdispatch: a C program linking it needs these.
+TOOLCHAIN_SWIFT_LIBDIR := $(dir $(realpath $(shell command -v swiftc)))../lib/swift/linux
+test-c-host: c-host swift-template
+	python3 Tests/c-host/test_c_host.py --bin $(dir $(C_HOST)) --prefix $(C_API) --greeter $(GREETER)
 	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-asan/c-api debug .build-asan asan
 	$(MAKE) -C Examples/c-host PREFIX=$(abspath .build-asan/c-api) OUT=$(abspath .build-asan/c-host) \
 	  CC=$(TOOLCHAIN_CLANG) CFLAGS="-fsanitize=address -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd" \
 	  $(abspath .build-asan/c-host/host)
-	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan
+	ASAN_OPTIONS=detect_leaks=1 python3 Tests/c-host/test_c_host.py --bin .build-asan/c-host --prefix .build-asan/c-api --asan \
+	  --cc "$(TOOLCHAIN_CLANG) -fsanitize=address -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd"
+	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-tsan/c-api debug .build-tsan tsan
+	TSAN_OPTIONS="halt_on_error=1 suppressions=$(abspath .tsan-suppressions)" \
+	  python3 Tests/c-host/test_c_host.py --prefix .build-tsan/c-api --tsan \
+	  --cc "$(TOOLCHAIN_CLANG) -fsanitize=thread -fno-omit-frame-pointer -g -O1 -fuse-ld=bfd" \
+	  --ldflags "-L$(TOOLCHAIN_SWIFT_LIBDIR) -Wl,-rpath,$(TOOLCHAIN_SWIFT_LIBDIR) -ldispatch -lBlocksRuntime"
 
 # DocC for TwineCore, TwineProtocols, TwineTesting and Twine under .build/docs, with the toolchain's
 # docc (no swift-docc-plugin dependency; see Scripts/docs.sh): a broken link in a catalog fails.

@@ -46,7 +46,8 @@ let package = Package(
     .target(
       name: "TwineC",
       dependencies: [
-        "CTwineAPI", "Twine", "TwineBuiltins", "CLibevent", .product(name: "Logging", package: "swift-log"),
+        "CTwineAPI", "Twine", "TwineBuiltins", "TwineProtocols", "CLibevent",
+        .product(name: "Logging", package: "swift-log"),
       ],
       swiftSettings: strict),
     .executableTarget(

@@ -9,14 +9,21 @@
  *     benchmark compares the two: the cost of embedding Twine);
  *   - on --adopt-port, connections the host accepts itself and hands to Twine's
  *     echo (twine_adopt_fd: the socket is Twine's from then on);
+ *   - on --c-line-port, a protocol written in C on Twine's transport
+ *     (twine_factory_new_callbacks, line framing): answers "C on Twine: <line>";
+ *   - built as host-greeter (-DTWINE_HOST_GREETER, linked with libgreeter from
+ *     Examples/swift-protocol-template): the team's own Swift protocol "greeter" on
+ *     --greeter-port, answering "hi, <line>!";
  *   - SIGTERM/SIGINT events that tear everything down and leave the loop;
  * then runs event_base_dispatch itself.
  *
- *   host [--c-port P] [--echo-port P] [--adopt-port P] [--heartbeat-ms MS] [--max-connections N]
- *        [--c-echo] [--twine-log-level trace|debug|info|notice|warning|error|critical]
+ *   host [--c-port P] [--echo-port P] [--adopt-port P] [--c-line-port P] [--greeter-port P]
+ *        [--heartbeat-ms MS] [--max-connections N] [--c-echo]
+ *        [--twine-log-level trace|debug|info|notice|warning|error|critical]
  *
  * Ports default to 0 (a free one). Prints "c-protocol on 127.0.0.1:PORT", then
- * "adopt on 127.0.0.1:PORT" (not with --c-echo), then "listening on 127.0.0.1:PORT"
+ * "adopt on 127.0.0.1:PORT", "c-line on 127.0.0.1:PORT" and (host-greeter)
+ * "greeter on 127.0.0.1:PORT" (not with --c-echo), then "listening on 127.0.0.1:PORT"
  * for the echo port, then heartbeats. Twine's log
  * lines go to stderr as "twine[LEVEL]: ...". On SIGTERM it prints the echo's
  * counters and "fds before=N after=M" (open descriptors before the base was made
@@ -42,6 +49,9 @@
 #include <event2/listener.h>
 
 #include <twine.h>
+#ifdef TWINE_HOST_GREETER
+#include <greeter.h>
+#endif
 
 struct host;
 
@@ -61,6 +71,9 @@ struct host {
   struct conn *conns;
   twine_reactor *twine;
   twine_factory *echo;
+  twine_factory *c_line;       /* the C line protocol's factory */
+  twine_listener *c_line_port; /* its listener, freed on its own at teardown */
+  twine_factory *greeter;      /* host-greeter only */
   long beats;
   int exit_code;
 };
@@ -153,6 +166,15 @@ static void heartbeat(evutil_socket_t fd, short events, void *ctx) {
   fflush(stdout);
 }
 
+/* A protocol written in C on Twine's transport: Twine cuts the input into lines
+   (TWINE_FRAMING_LINES_LF) and frames the answers; flow control and limits are Twine's. */
+static void c_line_received(twine_connection *connection, const void *line, size_t length, void *ctx) {
+  (void)ctx;
+  char answer[256];
+  int n = snprintf(answer, sizeof answer, "C on Twine: %.*s", (int)(length < 200 ? length : 200), (const char *)line);
+  twine_connection_send_frame(connection, answer, (size_t)n);
+}
+
 /* Twine's log lines, through the C API's log callback. */
 static void twine_log(int level, const char *message, void *ctx) {
   (void)ctx;
@@ -168,11 +190,16 @@ static void teardown(struct host *host) {
              (long long)counters.accepted, (long long)counters.live, (long long)counters.refused,
              (long long)counters.bytes_in, (long long)counters.bytes_out);
   }
-  /* Closes Twine's listener and connections and removes Twine's events; ours stay until freed below. */
-  twine_reactor_destroy(host->twine);
+  /* A listener handle can go on its own (its connections stay); the reactor would free it too. */
+  twine_listener_free(host->c_line_port);
+  /* Closes Twine's listeners and connections and removes Twine's events; ours stay until freed below. */
+  twine_reactor_free(host->twine);
   twine_factory_free(host->echo);
+  twine_factory_free(host->c_line);
+  twine_factory_free(host->greeter);
   host->twine = NULL;
-  host->echo = NULL;
+  host->echo = host->c_line = host->greeter = NULL;
+  host->c_line_port = NULL;
   while (host->conns) conn_free(host->conns);
   if (host->c_listener) evconnlistener_free(host->c_listener);
   if (host->c_echo_listener) evconnlistener_free(host->c_echo_listener);
@@ -225,15 +252,15 @@ static int parse_int(const char *text, int low, int high, int *out) {
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: host [--c-port P] [--echo-port P] [--adopt-port P] [--heartbeat-ms MS] [--max-connections N]\n"
-                  "            [--c-echo]\n"
+  fprintf(stderr, "usage: host [--c-port P] [--echo-port P] [--adopt-port P] [--c-line-port P] [--greeter-port P]\n"
+                  "            [--heartbeat-ms MS] [--max-connections N] [--c-echo]\n"
                   "            [--twine-log-level trace|debug|info|notice|warning|error|critical]\n");
   exit(2);
 }
 
 /* Sets up everything on host->base; returns 0, or 1 after reporting why not. */
-static int setup(struct host *host, int c_port, int echo_port, int adopt_port, int heartbeat_ms, int max_connections,
-                 int c_echo, int log_level) {
+static int setup(struct host *host, int c_port, int echo_port, int adopt_port, int c_line_port, int greeter_port,
+                 int heartbeat_ms, int max_connections, int c_echo, int log_level) {
   struct timeval interval = {heartbeat_ms / 1000, (heartbeat_ms % 1000) * 1000};
   host->heartbeat = event_new(host->base, -1, EV_PERSIST, heartbeat, host);
   host->sigterm = evsignal_new(host->base, SIGTERM, on_signal, host);
@@ -260,6 +287,25 @@ static int setup(struct host *host, int c_port, int echo_port, int adopt_port, i
   if ((status = twine_factory_new("echo", parameters, &host->echo))) return twine_failed("twine_factory_new", status);
   if (!(host->adopt_listener = listen_c(host, adopt_port, adopt_accept))) return 1;
   printf("adopt on 127.0.0.1:%d\n", bound_port(host->adopt_listener));
+  twine_protocol_callbacks c_line = {.data_received = c_line_received, .framing = TWINE_FRAMING_LINES_LF};
+  twine_listener_stats stats;
+  if ((status = twine_factory_new_callbacks(&c_line, host, &host->c_line)))
+    return twine_failed("twine_factory_new_callbacks", status);
+  if ((status = twine_listener_new(host->twine, host->c_line, "127.0.0.1", c_line_port, &host->c_line_port)) ||
+      (status = twine_listener_get_stats(host->c_line_port, &stats)))
+    return twine_failed("twine_listener_new", status);
+  printf("c-line on 127.0.0.1:%d\n", stats.port);
+#ifdef TWINE_HOST_GREETER
+  /* The team's own Swift protocol, built into libgreeter with Twine (Examples/swift-protocol-template). */
+  greeter_register();
+  if ((status = twine_factory_new("greeter", "greeting=hi", &host->greeter)))
+    return twine_failed("twine_factory_new(greeter)", status);
+  if ((status = twine_listen(host->twine, host->greeter, "127.0.0.1", greeter_port, &port)))
+    return twine_failed("twine_listen(greeter)", status);
+  printf("greeter on 127.0.0.1:%d\n", port);
+#else
+  (void)greeter_port;
+#endif
   if ((status = twine_listen(host->twine, host->echo, "127.0.0.1", echo_port, &port)))
     return twine_failed("twine_listen", status);
   printf("listening on 127.0.0.1:%d\n", port);
@@ -267,7 +313,8 @@ static int setup(struct host *host, int c_port, int echo_port, int adopt_port, i
 }
 
 int main(int argc, char **argv) {
-  int c_port = 0, echo_port = 0, adopt_port = 0, heartbeat_ms = 1000, max_connections = 1000000, c_echo = 0;
+  int c_port = 0, echo_port = 0, adopt_port = 0, c_line_port = 0, greeter_port = 0, heartbeat_ms = 1000;
+  int max_connections = 1000000, c_echo = 0;
   int log_level = TWINE_LOG_WARNING;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -281,6 +328,10 @@ int main(int argc, char **argv) {
       if (!parse_int(value, 0, 65535, &c_port)) usage();
     } else if (!strcmp(arg, "--adopt-port")) {
       if (!parse_int(value, 0, 65535, &adopt_port)) usage();
+    } else if (!strcmp(arg, "--c-line-port")) {
+      if (!parse_int(value, 0, 65535, &c_line_port)) usage();
+    } else if (!strcmp(arg, "--greeter-port")) {
+      if (!parse_int(value, 0, 65535, &greeter_port)) usage();
     } else if (!strcmp(arg, "--echo-port")) {
       /* Not range-checked here: Twine's own check is part of what the tests drive. */
       if (!parse_int(value, -1000000, 1000000, &echo_port)) usage();
@@ -307,7 +358,8 @@ int main(int argc, char **argv) {
   int fds_before = open_fds();
   struct host host = {0};
   if (!(host.base = event_base_new())) return fprintf(stderr, "host: event_base_new failed\n"), 1;
-  if (setup(&host, c_port, echo_port, adopt_port, heartbeat_ms, max_connections, c_echo, log_level) == 0) {
+  if (setup(&host, c_port, echo_port, adopt_port, c_line_port, greeter_port, heartbeat_ms, max_connections, c_echo,
+            log_level) == 0) {
     fflush(stdout);
     event_base_dispatch(host.base); /* the host's loop: Twine never runs or breaks it */
   } else {

@@ -16,7 +16,7 @@ int main(int argc, char **argv) {
   printf("listening on 127.0.0.1:%d\n", port);
   fflush(stdout);
   event_base_dispatch(base);                     /* your loop: Twine never runs or breaks it */
-  twine_reactor_destroy(twine);                  /* removes Twine's events, closes its sockets */
+  twine_reactor_free(twine);                     /* removes Twine's events, closes its sockets */
   twine_factory_free(echo);
   event_base_free(base);
   return 0;

@@ -6,10 +6,15 @@ final class ConnectionList {
   /// How many connections are open.
   private(set) var count = 0
 
+  /// True when each connection's fd is claimed in ``DescriptorClaims`` while it is listed
+  /// (a host's base, or once a socket was adopted).
+  var claimsDescriptors = false
+
   /// True when no connection is open.
   var isEmpty: Bool { head == nil }
 
   func insert(_ connection: TCPConnection) {
+    if claimsDescriptors { _ = DescriptorClaims.claim(connection.fd) }
     connection.listNext = head
     head?.listPrev = connection
     connection.listPrev = nil
@@ -19,6 +24,7 @@ final class ConnectionList {
 
   func remove(_ connection: TCPConnection) {
     guard connection.listPrev != nil || head === connection else { return }
+    if claimsDescriptors { DescriptorClaims.release(connection.fd) }
     let next = connection.listNext
     if let prev = connection.listPrev {
       prev.listNext = next

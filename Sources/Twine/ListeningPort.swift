@@ -109,6 +109,24 @@ public final class ListeningPort {
   /// True until ``stopListening()``.
   public var isListening: Bool { listener != nil }
 
+  /// True between ``pauseAccepting()`` and ``resumeAccepting()``.
+  public private(set) var isPaused = false
+
+  /// Stops accepting: new peers wait in the kernel's backlog (up to its size) until
+  /// ``resumeAccepting()``; the socket stays bound and open connections are untouched.
+  public func pauseAccepting() {
+    guard let listener, !isPaused else { return }
+    isPaused = true
+    evconnlistener_disable(listener)
+  }
+
+  /// Accepts again after ``pauseAccepting()``.
+  public func resumeAccepting() {
+    guard isPaused else { return }
+    isPaused = false
+    resume()
+  }
+
   /// Closes the listening socket (and removes a UNIX-domain socket's file). Open connections stay open. Idempotent.
   public func stopListening() {
     guard let listener else { return }
@@ -177,7 +195,7 @@ public final class ListeningPort {
   private static func closeIgnoringErrors(_ fd: Int32) { try? Syscall.close(fd) }
 
   private func resume() {
-    guard let listener else { return }
+    guard let listener, !isPaused else { return }
     evconnlistener_enable(listener)
   }
 }

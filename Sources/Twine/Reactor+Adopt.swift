@@ -14,11 +14,13 @@ extension Reactor {
   /// flag is left as it is. Returns the connection's transport, or nil when `factory`
   /// refused the peer (then the socket is already closed and counted as refused).
   /// Throws ``TwineError/cannotAdopt(fd:cause:)`` when `fd` is not an open, connected
-  /// stream socket. After ``shutdown()`` it throws ``TwineError/reactorShutDown`` and
-  /// touches nothing: the socket is still the caller's.
+  /// stream socket, and with cause `EBUSY` when a Twine connection (of any reactor) owns
+  /// `fd` already: adopting it twice would close it twice. After ``shutdown()`` it throws
+  /// ``TwineError/reactorShutDown`` and touches nothing: the socket is still the caller's.
   @discardableResult
   public func adoptStreamSocket(_ fd: Int32, factory: Factory) throws(TwineError) -> (any Transport)? {
     try admit("adoptStreamSocket")
+    try claimForAdoption(fd)
     let peer: SocketAddress
     do throws(SocketError) {
       var type: Int32 = 0
@@ -27,10 +29,12 @@ extension Reactor {
       peer = try Syscall.peerAddress(fd)  // ENOTCONN: listening, or not connected (yet)
       try Syscall.setNonBlocking(fd)
     } catch {
+      DescriptorClaims.release(fd)
       throw .cannotAdopt(fd: fd, cause: error)
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
+      DescriptorClaims.release(fd)
       try? Syscall.close(fd)
       return nil
     }
@@ -52,6 +56,8 @@ extension Reactor {
   /// The caller must not use or free the bufferevent any more. When this throws, nothing
   /// was done and the bufferevent is still the caller's. Returns the transport, or nil
   /// when `factory` refused the peer (the bufferevent is then already freed, counted as refused).
+  /// A bufferevent whose socket a Twine connection owns already throws
+  /// ``TwineError/cannotAdopt(fd:cause:)`` with cause `EBUSY`.
   /// After ``shutdown()`` it throws ``TwineError/reactorShutDown``; the bufferevent is still the caller's.
   @discardableResult
   public func adoptBufferevent(_ bufferevent: OpaquePointer, factory: Factory) throws(TwineError)
@@ -63,14 +69,17 @@ extension Reactor {
     }
     let fd = bufferevent_getfd(bufferevent)
     guard fd >= 0 else { throw .cannotAdoptBufferevent("it has no socket") }
+    try claimForAdoption(fd)
     let peer: SocketAddress
     do throws(SocketError) {
       peer = try Syscall.peerAddress(fd)
     } catch {
+      DescriptorClaims.release(fd)
       throw .cannotAdoptBufferevent("its socket is not connected: \(error.message)")
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
+      DescriptorClaims.release(fd)
       bufferevent_free(bufferevent)
       return nil
     }
@@ -80,5 +89,14 @@ extension Reactor {
       buffered: true)
     connection.start(with: proto)
     return connection
+  }
+
+  /// Claims `fd` for a connection of this reactor; throws `EBUSY` when Twine owns it already.
+  /// From now on this reactor's connections claim their fds (so a second adoption is refused).
+  private func claimForAdoption(_ fd: Int32) throws(TwineError) {
+    connections.claimsDescriptors = true
+    guard fd >= 0, DescriptorClaims.claim(fd) else {
+      throw .cannotAdopt(fd: fd, cause: fd < 0 ? .from(code: EBADF) : .from(code: EBUSY))
+    }
   }
 }

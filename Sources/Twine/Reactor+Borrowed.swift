@@ -22,6 +22,7 @@ extension Reactor {
     throws(TwineError)
   {
     try self.init(base: eventBase, ownsBase: false, logger: logger)
+    connections.claimsDescriptors = true  // hosts pass sockets around: one owner per fd (DescriptorClaims)
     if Self.sigpipeKillsProcess {
       self.logger.warning(
         "SIGPIPE is not ignored: a peer that goes away while output is queued would kill the process; call signal(SIGPIPE, SIG_IGN)"
@@ -35,6 +36,17 @@ extension Reactor {
     guard sigaction(SIGPIPE, nil, &current) == 0 else { return false }
     return current.__sigaction_handler.sa_handler == nil && current.sa_flags & SA_SIGINFO == 0
   }
+
+  /// Makes the calling thread the reactor's thread: for a host that makes its bases on one
+  /// thread and dispatches each on another (memcached's workers). Call it on the thread that
+  /// runs the base's loop, before that loop touches the reactor, and only once the previous
+  /// thread has stopped using it: the handover is the host's (a thread start or a lock orders it).
+  public func bindToCurrentThread() {
+    loopThread = pthread_self()
+  }
+
+  /// Connections open on this reactor now (all factories); for a host's stats.
+  public var openConnectionCount: Int { connections.count }
 
   /// True on the reactor's thread: the one that made it, or the one that last ran ``run()`` or ``iterate()``.
   public var isOnLoopThread: Bool { pthread_equal(pthread_self(), loopThread) != 0 }

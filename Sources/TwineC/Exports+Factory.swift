@@ -14,7 +14,10 @@ public func twineFactoryNew(
   let factoryName = String(cString: name)
   do {
     let factory = try FactoryRegistry.make(factoryName, parameters: parameters.map { String(cString: $0) } ?? "")
-    out.pointee = FactoryHandle.table.add(FactoryHandle(factory: factory, name: factoryName))
+    guard let pointer = FactoryHandle.table.add(FactoryHandle(factory: factory, name: factoryName)) else {
+      return fail(.libevent, "twine_factory_new: too many live factories")
+    }
+    out.pointee = pointer
     return ok
   } catch {
     switch error {
@@ -46,10 +49,7 @@ public func twineFactoryCounters(_ factory: OpaquePointer?, _ out: UnsafeMutable
       .invalid,
       "twine_factory_counters: " + (factory == nil ? "factory is NULL" : "not a live twine_factory"))
   }
-  let counters = handle.factory.counters
-  out.pointee = twine_counters(
-    live: Int64(counters.live), accepted: Int64(counters.accepted), refused: Int64(counters.refused),
-    bytes_in: Int64(counters.bytesIn), bytes_out: Int64(counters.bytesOut))
+  out.pointee = twine_counters(handle.factory.counters)
   return ok
 }
 

@@ -3,28 +3,89 @@ import Twine
 
 // The C API's listening and socket adoption (twine.h): on the reactor's thread.
 
-/// `twine_listen`: serves `factory` on `interface`:`port` until the reactor is destroyed.
+/// `twine_listen`: serves `factory` on `interface`:`port` until the reactor is freed.
 @_cdecl("twine_listen")
 public func twineListen(
   _ reactor: OpaquePointer?, _ factory: OpaquePointer?, _ interface: UnsafePointer<CChar>?, _ port: Int32,
   _ boundPort: UnsafeMutablePointer<Int32>?
 ) -> Int32 {
-  withReactor(reactor, "twine_listen") { handle in
+  var listener: OpaquePointer?
+  let code = listenTCP(reactor, factory, interface, port, &listener, "twine_listen")
+  if code == ok { boundPort?.pointee = Int32(ListenerHandle.table.get(listener)?.port.address.port ?? 0) }
+  return code
+}
+
+/// `twine_listener_new`: like `twine_listen`, returning the listener's handle.
+@_cdecl("twine_listener_new")
+public func twineListenerNew(
+  _ reactor: OpaquePointer?, _ factory: OpaquePointer?, _ interface: UnsafePointer<CChar>?, _ port: Int32,
+  _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+  guard let out else { return fail(.invalid, "twine_listener_new: out is NULL") }
+  out.pointee = nil
+  return listenTCP(reactor, factory, interface, port, &out.pointee, "twine_listener_new")
+}
+
+private func listenTCP(
+  _ reactor: OpaquePointer?, _ factory: OpaquePointer?, _ interface: UnsafePointer<CChar>?, _ port: Int32,
+  _ out: inout OpaquePointer?, _ function: String
+) -> Int32 {
+  withReactor(reactor, function) { handle in
     let factoryHandle: FactoryHandle
-    switch TwineC.factoryHandle(factory, "twine_listen") {
+    switch TwineC.factoryHandle(factory, function) {
     case .success(let found): factoryHandle = found
     case .failure(let failure): return failure.code
     }
-    guard (0...65535).contains(port) else { return fail(.invalid, "twine_listen: port \(port) is not in 0...65535") }
+    guard (0...65535).contains(port) else { return fail(.invalid, "\(function): port \(port) is not in 0...65535") }
     do throws(TwineError) {
-      let listening = try handle.reactor.listenTCP(
-        Int(port), factory: factoryHandle.factory, interface: interface.map { String(cString: $0) } ?? "")
-      boundPort?.pointee = Int32(listening.address.port)
-      return ok
+      let listening = try FactoryHandle.startStop.withLock { _ throws(TwineError) in
+        try handle.reactor.listenTCP(
+          Int(port), factory: factoryHandle.factory, interface: interface.map { String(cString: $0) } ?? "")
+      }
+      return register(listening, handle, factoryHandle, &out, function)
     } catch {
-      return fail("twine_listen", error)
+      return fail(function, error)
     }
   }
+}
+
+/// `twine_listen_fd`: serves connections accepted on a socket the host already bound; Twine owns it on success.
+@_cdecl("twine_listen_fd")
+public func twineListenFD(
+  _ reactor: OpaquePointer?, _ factory: OpaquePointer?, _ fd: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?
+) -> Int32 {
+  guard let out else { return fail(.invalid, "twine_listen_fd: out is NULL") }
+  out.pointee = nil
+  return withReactor(reactor, "twine_listen_fd") { handle in
+    let factoryHandle: FactoryHandle
+    switch TwineC.factoryHandle(factory, "twine_listen_fd") {
+    case .success(let found): factoryHandle = found
+    case .failure(let failure): return failure.code
+    }
+    do throws(TwineError) {
+      let listening = try FactoryHandle.startStop.withLock { _ throws(TwineError) in
+        try handle.reactor.listen(onSocket: fd, factory: factoryHandle.factory)
+      }
+      return register(listening, handle, factoryHandle, &out.pointee, "twine_listen_fd")
+    } catch {
+      return fail("twine_listen_fd", error)
+    }
+  }
+}
+
+/// Gives `port` a listener handle (so the reactor's free stops it under the factory lock).
+private func register(
+  _ port: ListeningPort, _ reactor: ReactorHandle, _ factory: FactoryHandle, _ out: inout OpaquePointer?,
+  _ function: String
+) -> Int32 {
+  let listener = ListenerHandle(port: port, reactor: reactor, factory: factory)
+  guard let pointer = ListenerHandle.table.add(listener) else {
+    listener.stop()
+    return fail(.libevent, "\(function): too many live listeners")
+  }
+  out = pointer
+  reactor.reactor.logger.info("listening", metadata: ["port": "\(port.address)"])
+  return ok
 }
 
 /// `twine_adopt_fd`: serves a socket the host accepted or connected; Twine owns it on success.

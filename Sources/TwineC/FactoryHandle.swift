@@ -15,5 +15,9 @@ final class FactoryHandle: @unchecked Sendable {
   }
 
   /// Every live `twine_factory *`.
-  static let table = HandleTable<FactoryHandle>()
+  static let table = HandleTable<FactoryHandle>(.factory)
+
+  /// Held while a listener starts or stops: a factory shared by reactors on several host
+  /// threads counts its ports (`Factory.doStart`/`doStop`) one thread at a time.
+  static let startStop = PthreadLock<Int>(0)
 }

@@ -1,4 +1,3 @@
-import Synchronization
 import Twine
 import TwineBuiltins
 
@@ -22,7 +21,7 @@ public enum FactoryRegistry {
   /// Makes a factory from the host's parameters; throws for values it cannot use.
   public typealias Maker = @Sendable (inout FactoryParameters) throws(FactoryParameters.Invalid) -> Factory
 
-  private static let makers = Mutex<[String: Maker]>([
+  private static let makers = PthreadLock<[String: Maker]>([
     "echo": { parameters throws(FactoryParameters.Invalid) in
       CountingFactory(maxConnections: try parameters.integer("max_connections", default: 100, in: 0...Int(Int32.max)))
     },

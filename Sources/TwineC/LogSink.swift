@@ -2,23 +2,46 @@ import CTwineAPI
 import Glibc
 import Logging
 
-/// Where a C host's reactor sends its log lines: stderr (the default), the host's
-/// callback, or nowhere. Changed and used only on the reactor's thread.
+/// Where a C host's reactor sends its log lines: held back at first, then the host's
+/// callback, stderr, or nowhere. Changed and used only on the reactor's thread.
+///
+/// Lines logged before the host could set a callback (the SIGPIPE warning of
+/// `twine_reactor_new`) are held: the first `twine_set_log_callback` receives them,
+/// and if the loop starts (or the reactor is destroyed) with none set, they go to stderr.
 final class LogSink: @unchecked Sendable {
   enum Target {
+    case early
     case standardError
     case callback(twine_log_fn, UnsafeMutableRawPointer?)
     case discard
   }
 
-  var target = Target.standardError
+  private(set) var target = Target.early
+  /// Lines held while the target is `.early` (at most ``earlyLimit``).
+  private var held: [(Logger.Level, String)] = []
+  private static let earlyLimit = 64
   var minLevel = Logger.Level.warning
   /// True while the host's callback runs (it must not destroy the reactor from there).
   private(set) var emitting = false
 
+  /// Sends lines to `target` from now on, the held ones first (those at `minLevel` or above).
+  func redirect(to newTarget: Target) {
+    target = newTarget
+    let lines = held
+    held = []
+    for (level, line) in lines where level >= minLevel { emit(level, line) }
+  }
+
+  /// The loop ran (or the reactor is going): held lines go to stderr unless a callback was set.
+  func loopStarted() {
+    if case .early = target { redirect(to: .standardError) }
+  }
+
   /// Delivers one formatted line.
   func emit(_ level: Logger.Level, _ line: String) {
     switch target {
+    case .early:
+      if held.count < Self.earlyLimit { held.append((level, line)) }
     case .standardError:
       var text = "twine: \(level): \(line)\n"
       text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
@@ -68,9 +91,10 @@ extension Logger.Level {
     }
   }
 
-  /// The level for a `twine_log_level` value (clamped to trace...critical).
-  init(cLevel: Int32) {
+  /// The level for a `twine_log_level` value; nil outside `TWINE_LOG_TRACE...TWINE_LOG_CRITICAL`.
+  init?(cLevel: Int32) {
     let all: [Logger.Level] = [.trace, .debug, .info, .notice, .warning, .error, .critical]
-    self = all[Int(min(max(cLevel, 0), 6))]
+    guard all.indices.contains(Int(cLevel)) else { return nil }
+    self = all[Int(cLevel)]
   }
 }

@@ -4,7 +4,7 @@ import Twine
 
 /// The C API's result codes (`twine_status` in twine.h).
 enum Status {
-  case ok, invalid, notFound, addressInUse, socket, wrongThread, shutDown, libevent
+  case ok, invalid, notFound, addressInUse, socket, wrongThread, shutDown, libevent, busy
 
   var code: Int32 {
     let status: twine_status =
@@ -17,6 +17,7 @@ enum Status {
       case .wrongThread: TWINE_EWRONGTHREAD
       case .shutDown: TWINE_ESHUTDOWN
       case .libevent: TWINE_ELIBEVENT
+      case .busy: TWINE_EBUSY
       }
     return Int32(status.rawValue)
   }
@@ -27,21 +28,27 @@ enum Status {
     case .cannotListen(_, _, let cause), .cannotListenOnPath(_, let cause):
       self = cause.code == EADDRINUSE ? .addressInUse : .socket
     case .badAddress, .borrowedBase, .cannotAdoptBufferevent, .tls: self = .invalid
-    case .cannotAdopt(_, let cause): self = cause.code == EBADF ? .invalid : .socket
+    case .cannotAdopt(_, let cause): self = cause.code == EBADF ? .invalid : cause.code == EBUSY ? .busy : .socket
     case .libevent: self = .libevent
     case .reactorShutDown: self = .shutDown
     }
   }
 }
 
-/// Records `message` as this thread's last error (`twine_last_error()`) and returns `status`'s code.
-func fail(_ status: Status, _ message: String) -> Int32 {
-  twine_internal_fail(status.code, message)
+/// Records `message` as this thread's last error (`twine_last_error()`, with `errno` for
+/// `twine_last_errno()`: 0 when no system call failed) and returns `status`'s code.
+func fail(_ status: Status, _ message: String, errno code: Int32 = 0) -> Int32 {
+  twine_internal_fail(status.code, code, message)
 }
 
-/// Records the error `function` met and returns its status code.
+/// Records the error `function` met (with the errno of a failed system call) and returns its status code.
 func fail(_ function: String, _ error: TwineError) -> Int32 {
-  fail(Status(error), "\(function): \(error)")
+  let code: Int32 =
+    switch error {
+    case .cannotListen(_, _, let cause), .cannotListenOnPath(_, let cause), .cannotAdopt(_, let cause): cause.code
+    default: 0
+    }
+  return fail(Status(error), "\(function): \(error)", errno: code)
 }
 
 /// The success code.

@@ -14,7 +14,7 @@ import TwineBuiltins
 @Suite("C API", .serialized)
 struct CAPITests {
   /// The status code of `status` (twine.h's enum), for comparing with what the calls return.
-  static func code(_ status: twine_status) -> Int32 { Int32(status.rawValue) }
+  static func code(_ status: twine_status) -> twine_status { status }
 
   /// The message of the last failed call on this thread.
   static var lastError: String { String(cString: twine_last_error()) }
@@ -91,14 +91,14 @@ struct CAPITests {
     #expect(Self.lastError == "twine_listen: not a numeric IP address: example.com")
     #expect(twine_listen(reactor, nil, "127.0.0.1", 0, nil) == Self.code(TWINE_EINVAL))
     #expect(Self.lastError == "twine_listen: factory is NULL")
-    #expect(String(cString: twine_status_name(Self.code(TWINE_EADDRINUSE))) == "TWINE_EADDRINUSE")
+    #expect(String(cString: twine_status_name(Int32(TWINE_EADDRINUSE.rawValue))) == "TWINE_EADDRINUSE")
     #expect(String(cString: twine_status_name(99)) == "TWINE_UNKNOWN")
     // Still serving on the port that worked.
     let fd = try #require(RawSockets.connect(port: Int(port)))
     defer { close(fd) }
     #expect(RawSockets.sendAll(fd, Array("ping".utf8)))
     var counters = twine_counters()
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 4 })
+    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == 4 })
   }
 
   @Test("calls from another thread are TWINE_EWRONGTHREAD and do nothing; twine_last_error is per thread")
@@ -114,9 +114,9 @@ struct CAPITests {
     let events = host.eventCount
     struct Handles: @unchecked Sendable { let reactor: OpaquePointer?, echo: OpaquePointer? }
     let handles = Handles(reactor: reactor, echo: echo)
-    let results = Mutex<[(Int32, String)]>([])
+    let results = Mutex<[(twine_status, String)]>([])
     let thread = startThread {
-      var got: [(Int32, String)] = []
+      var got: [(twine_status, String)] = []
       got.append((twine_listen(handles.reactor, handles.echo, "127.0.0.1", 0, nil), Self.lastError))
       got.append((twine_adopt_fd(handles.reactor, handles.echo, 0), Self.lastError))
       got.append((twine_set_log_callback(handles.reactor, nil, nil, 0), Self.lastError))
@@ -170,11 +170,12 @@ struct CAPITests {
     #expect(RawSockets.sendAll(first, message))
     var counters = twine_counters()
     let refusal = CountingEcho.refusal.utf8.count  // told to the refused second connection
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == message.count + refusal })
+    #expect(
+      host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == message.count + refusal })
     #expect(RawSockets.receive(first, count: message.count) == message)
     #expect(counters.accepted == 2 && counters.refused == 1, "max_connections=1 refused the second")
     close(first)
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.live == 0 })
+    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.live == 0 })
     #expect(
       log.lines.contains {
         $0.0 == Int32(TWINE_LOG_DEBUG.rawValue) && $0.1.hasPrefix("connection made peer=127.0.0.1:")
@@ -186,7 +187,8 @@ struct CAPITests {
     #expect(log.lines.count == logged, "a NULL callback discards")
     event_base_loop(host.base, EVLOOP_NONBLOCK)  // libevent's finalizers of freed bufferevents
     #expect(host.eventCount == 1)
-    #expect(twine_factory_counters(echo, &counters) == 0 && counters.accepted == 2, "counters outlive the reactor")
+    #expect(
+      twine_factory_counters(echo, &counters) == TWINE_OK && counters.accepted == 2, "counters outlive the reactor")
     #expect(twine_factory_free(echo) == Self.code(TWINE_OK))
     let ticks = host.ticks.count
     #expect(host.run { host.ticks.count >= ticks + 3 })
@@ -216,14 +218,15 @@ struct CAPITests {
     #expect(twine_adopt_fd(reactor, echo, server) == Self.code(TWINE_OK))
     #expect(RawSockets.sendAll(client, Array("adopted".utf8)))
     var counters = twine_counters()
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 7 })
+    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == 7 })
     #expect(RawSockets.receive(client, count: 7) == Array("adopted".utf8))
     shutdown(client, Int32(SHUT_WR))
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.live == 0 })
+    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.live == 0 })
     #expect(RawSockets.identity(server) != identity, "Twine closed the adopted fd")
   }
 
-  @Test("twine_call_from_thread runs the function on the reactor's thread; after destroy it is TWINE_ESHUTDOWN")
+  @Test(
+    "twine_call_from_thread runs the function on the reactor's thread; after destroy the dead handle is TWINE_EINVAL")
   func callFromThread() throws {
     let host = HostLoop(tickEvery: 0.01)
     var reactor: OpaquePointer?
@@ -236,9 +239,9 @@ struct CAPITests {
     let calls = Calls()
     struct Shared: @unchecked Sendable { let reactor: OpaquePointer?, context: UnsafeMutableRawPointer }
     let shared = Shared(reactor: reactor, context: Unmanaged.passUnretained(calls).toOpaque())
-    let statuses = Mutex<[Int32]>([])
+    let statuses = Mutex<[twine_status]>([])
     let thread = startThread {
-      var got: [Int32] = []
+      var got: [twine_status] = []
       for _ in 0..<100 {
         got.append(
           twine_call_from_thread(
@@ -257,7 +260,7 @@ struct CAPITests {
     #expect(calls.offThread.load(ordering: .relaxed) == 0)
     #expect(twine_call_from_thread(reactor, nil, nil) == Self.code(TWINE_EINVAL))
     #expect(twine_reactor_destroy(reactor) == Self.code(TWINE_OK))
-    #expect(twine_call_from_thread(reactor, { _ in }, nil) == Self.code(TWINE_ESHUTDOWN))
+    #expect(twine_call_from_thread(reactor, { _ in }, nil) == Self.code(TWINE_EINVAL))
   }
 
   @Test("a factory registered from Swift is made by name, with its parameters checked")
@@ -292,7 +295,7 @@ struct CAPITests {
     defer { close(fd) }
     #expect(RawSockets.sendAll(fd, Array("hi".utf8)))
     var counters = twine_counters()
-    #expect(host.run { twine_factory_counters(factory, &counters) == 0 && counters.bytes_out == 3 })
+    #expect(host.run { twine_factory_counters(factory, &counters) == TWINE_OK && counters.bytes_out == 3 })
     #expect(RawSockets.receive(fd, count: 3) == Array(">HI".utf8))
 
     // FactoryRegistry's doc comment example.
@@ -331,14 +334,14 @@ struct CAPITests {
     #expect(twine_adopt_bufferevent(reactor, echo, bev) == Self.code(TWINE_OK))
     #expect(RawSockets.sendAll(client, Array("buffered".utf8)))
     var counters = twine_counters()
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 8 })
+    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == 8 })
     #expect(RawSockets.receive(client, count: 8) == Array("buffered".utf8))
   }
 
   /// What the callbacks of the two destroy tests below see.
   final class DestroyProbe: @unchecked Sendable {
     var reactor: OpaquePointer?
-    var statuses: [Int32] = []
+    var statuses: [twine_status] = []
     var messages: [String] = []
   }
 
@@ -361,7 +364,7 @@ struct CAPITests {
         }, context) == Self.code(TWINE_OK))
     #expect(host.run { probe.statuses == [Self.code(TWINE_OK)] })
     #expect(host.eventCount == 1)
-    #expect(twine_call_from_thread(probe.reactor, { _ in }, nil) == Self.code(TWINE_ESHUTDOWN))
+    #expect(twine_call_from_thread(probe.reactor, { _ in }, nil) == Self.code(TWINE_EINVAL))
     let ticks = host.ticks.count
     #expect(host.run { host.ticks.count >= ticks + 3 })
   }
@@ -395,7 +398,7 @@ struct CAPITests {
     #expect(probe.messages.first == "twine_reactor_destroy: called from inside the reactor's log callback")
     #expect(RawSockets.sendAll(fd, Array("still here".utf8)))
     var counters = twine_counters()
-    #expect(host.run { twine_factory_counters(echo, &counters) == 0 && counters.bytes_out == 10 })
+    #expect(host.run { twine_factory_counters(echo, &counters) == TWINE_OK && counters.bytes_out == 10 })
     #expect(RawSockets.receive(fd, count: 10) == Array("still here".utf8), "the reactor still serves")
   }
 }

@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Drives the example C host (Examples/c-host) as real processes over real sockets.
 
-    python3 Tests/c-host/test_c_host.py --bin DIR --prefix DIR [--asan]
+    python3 Tests/c-host/test_c_host.py --bin DIR --prefix DIR [--asan] [--cc "CC FLAGS"] [--ldflags FLAGS]
+    python3 Tests/c-host/test_c_host.py --prefix DIR --tsan --cc "CC FLAGS" --ldflags FLAGS
 
 DIR (--bin) holds the hosts built by Examples/c-host/Makefile; --prefix is the
 installed C API they were built against. With --asan the hosts were built with
 AddressSanitizer: every run must also end without a sanitizer report (leaks
 included). Prints one PASS/FAIL line per check and "N passed, N failed"; exits 1
-on any failure. python3 standard library only; every wait is bounded.
+on any failure. python3 standard library only; every wait is bounded. The C API's own
+tests (api_test.c, protocol_test.c, threads_test.c) are compiled here with --cc, against
+the installed twine.h and libtwine; with --tsan (libtwine built with ThreadSanitizer) only
+they run, and any ThreadSanitizer report fails them.
 """
 import argparse
 import os
@@ -24,7 +28,7 @@ STARTUP = 60.0
 EXIT = 30.0
 IO = 20.0
 REFUSAL = b"Too many connections, try later"
-SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: AddressSanitizer")
+SANITIZER = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: AddressSanitizer|WARNING: ThreadSanitizer")
 
 results = {"passed": [], "failed": []}
 
@@ -43,7 +47,7 @@ class Host:
         self.err = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen([path] + args, stdin=subprocess.DEVNULL, stdout=self.out, stderr=self.err,
                                      env=env)
-        self.c_port = self.echo_port = self.adopt_port = None
+        self.c_port = self.echo_port = self.adopt_port = self.c_line_port = self.greeter_port = None
 
     # pread, not seek + read: the child writes through the same open file, at its offset.
     @staticmethod
@@ -66,6 +70,10 @@ class Host:
                 self.c_port, self.echo_port = int(c.group(1)), int(e.group(1))
                 a = re.search(r"^adopt on 127\.0\.0\.1:(\d+)$", text, re.M)
                 self.adopt_port = int(a.group(1)) if a else None
+                line = re.search(r"^c-line on 127\.0\.0\.1:(\d+)$", text, re.M)
+                self.c_line_port = int(line.group(1)) if line else None
+                greeter = re.search(r"^greeter on 127\.0\.0\.1:(\d+)$", text, re.M)
+                self.greeter_port = int(greeter.group(1)) if greeter else None
                 return True
             if self.proc.poll() is not None:
                 return False
@@ -155,6 +163,14 @@ def serve_and_stop(binary, asan):
             expected = b"C says: hello\nC says: world\n"
             got = recv_exactly(c, len(expected))
         check(f"{name}: the C-only protocol answers on its port", got == expected, repr(got))
+
+        with connect(host.c_line_port) as c:  # a protocol written in C, on Twine's transport
+            c.sendall(b"one\ntw")
+            c.sendall(b"o\n")
+            expected = b"C on Twine: one\nC on Twine: two\n"
+            got = recv_exactly(c, len(expected))
+        check(f"{name}: the C line protocol on Twine (twine_factory_new_callbacks) answers whole lines", got == expected,
+              repr(got))
 
         # Twine's echo kept busy by 4 connections ping-ponging 64 KiB for 2 s, checked byte for byte.
         message = bytes((i * 31 + (i >> 8)) & 0xFF for i in range(64 << 10))
@@ -307,6 +323,35 @@ def minimal(binary):
         host.kill()
 
 
+def greeter(binary, prefix):
+    """The template's own Swift protocol, in libgreeter with Twine's C API, served by host-greeter."""
+    host = Host(binary, [])
+    try:
+        if not check("host-greeter: starts and prints the greeter's port", host.wait_ports() and host.greeter_port,
+                     host.stderr()[-2000:]):
+            return
+        with connect(host.greeter_port) as s:
+            s.sendall(b"world\n")
+            got = recv_exactly(s, len(b"hi, world!\n"))
+        check("host-greeter: the team's Swift protocol, registered by name, answers", got == b"hi, world!\n", repr(got))
+        with connect(host.echo_port) as s:
+            s.sendall(b"echo too")
+            got = recv_exactly(s, 8)
+        check("host-greeter: Twine's built-in echo is in the same library", got == b"echo too", repr(got))
+        check("host-greeter: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
+    finally:
+        host.kill()
+    library = os.path.join(prefix, "lib", "libgreeter.so")
+    out = subprocess.run(["nm", "-D", "--defined-only", library], capture_output=True, text=True, timeout=IO).stdout
+    exported = [line.split()[-1] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1].isupper()]
+    check("libgreeter.so exports Twine's C API and greeter_register, nothing else",
+          "greeter_register" in exported and "twine_reactor_new" in exported
+          and all(s.startswith("twine_") or s.startswith("greeter_") for s in exported),
+          ", ".join(s for s in exported if not s.startswith(("twine_", "greeter_")))[:500])
+    dynamic = subprocess.run(["readelf", "-d", library], capture_output=True, text=True, timeout=IO).stdout
+    check("libgreeter.so's SONAME is libgreeter.so.1 (its own version)", "[libgreeter.so.1]" in dynamic, dynamic[-500:])
+
+
 def exported_symbols(prefix):
     out = subprocess.run(["nm", "-D", "--defined-only", os.path.join(prefix, "lib", "libtwine.so")],
                          capture_output=True, text=True, timeout=IO).stdout
@@ -319,14 +364,77 @@ def exported_symbols(prefix):
           declared == set(exported), f"header only: {declared - set(exported)}, library only: {set(exported) - declared}")
 
 
+def pkg_config(prefix, *args):
+    env = dict(os.environ, PKG_CONFIG_PATH=os.path.join(os.path.abspath(prefix), "lib", "pkgconfig"))
+    return subprocess.run(["pkg-config", *args], capture_output=True, text=True, env=env, check=True).stdout.split()
+
+
+def header_and_library(prefix):
+    """twine.h compiles alone as strict C99 and as C++; libtwine.so carries its SONAME."""
+    include = os.path.join(prefix, "include")
+    with tempfile.TemporaryDirectory() as work:
+        source = os.path.join(work, "only_header.c")
+        with open(source, "w") as f:
+            f.write("#include <twine.h>\nint main(void) { return TWINE_OK + TWINE_VERSION_MAJOR * 0; }\n")
+        for compiler, flags in [("cc", ["-std=c99", "-pedantic", "-x", "c"]),
+                                ("c++", ["-std=c++11", "-pedantic", "-x", "c++"])]:
+            done = subprocess.run([compiler, "-Wall", "-Wextra", "-Werror", *flags, "-I", include, "-fsyntax-only",
+                                   source], capture_output=True, text=True, timeout=60)
+            check(f"twine.h compiles alone with {compiler} -Wall -Wextra -Werror {' '.join(flags[:-2])}",
+                  done.returncode == 0, done.stderr[-1500:])
+    out = subprocess.run(["readelf", "-d", os.path.join(prefix, "lib", "libtwine.so")], capture_output=True,
+                         text=True, timeout=IO).stdout
+    check("libtwine.so's SONAME is libtwine.so.0", "Library soname: [libtwine.so.0]" in out, out[-800:])
+
+
+def c_tests(prefix, cc, ldflags, sanitized):
+    """The C API's rules, from C (Tests/c-host/api_test.c), built like the host and run."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with tempfile.TemporaryDirectory() as work:
+        for name in ["api_test", "protocol_test", "threads_test"]:
+            binary = os.path.join(work, name)
+            build = subprocess.run([*cc.split(), "-Wall", "-Wextra", "-Werror", "-std=gnu11", "-pthread", "-o", binary,
+                                    os.path.join(here, name + ".c"), *pkg_config(prefix, "--cflags", "--libs", "twine"),
+                                    *ldflags.split()],
+                                   capture_output=True, text=True, timeout=300)
+            if not check(f"{name}.c builds against the installed twine.h and libtwine", build.returncode == 0,
+                         build.stderr[-2000:]):
+                continue
+            try:
+                run = subprocess.run([binary], capture_output=True, text=True, timeout=300)
+                output, code = run.stdout, run.returncode
+                errors = run.stderr
+            except subprocess.TimeoutExpired as e:
+                output, code, errors = (e.stdout or b"").decode(errors="replace"), None, "timed out"
+            for line in output.splitlines():
+                if line.startswith("PASS ") or line.startswith("FAIL "):
+                    ok = line.startswith("PASS ")
+                    results["passed" if ok else "failed"].append(f"{name}: {line[5:]}")
+                    print(f"{line[:5]}{name}: {line[5:]}", flush=True)
+            check(f"{name} ran to the end and exited 0", code == 0 and f"{name}: 0 failed" in output,
+                  f"exit {code}; {errors[-2000:]}")
+            if sanitized:
+                check(f"{name}: no sanitizer report", SANITIZER.search(errors) is None, errors[-3000:])
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--bin", required=True)
+    parser.add_argument("--bin")
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--asan", action="store_true")
+    parser.add_argument("--tsan", action="store_true", help="libtwine built with ThreadSanitizer: the C tests only")
+    parser.add_argument("--cc", default="cc", help="compiler and flags for the C tests (as the hosts were built)")
+    parser.add_argument("--ldflags", default="", help="extra link flags for the C tests")
+    parser.add_argument("--greeter", help="where `make swift-template` installed libgreeter (host-greeter is in --bin)")
     args = parser.parse_args()
     started = time.monotonic()
+    if args.tsan:
+        c_tests(args.prefix, args.cc, args.ldflags, True)
+        return summary(started)
     exported_symbols(args.prefix)
+    if not args.asan:
+        header_and_library(args.prefix)
+    c_tests(args.prefix, args.cc, args.ldflags, args.asan)
     hosts = ["host"] if args.asan else ["host", "host-static"]
     for h in hosts:
         binary = os.path.join(args.bin, h)
@@ -335,6 +443,12 @@ def main():
         setup_errors(binary, args.asan)
     if not args.asan:
         minimal(os.path.join(args.bin, "minimal"))
+    if args.greeter:
+        greeter(os.path.join(args.bin, "host-greeter"), args.greeter)
+    return summary(started)
+
+
+def summary(started):
     passed, failed = len(results["passed"]), len(results["failed"])
     print(f"{passed} passed, {failed} failed ({time.monotonic() - started:.1f} s)")
     return 1 if failed else 0

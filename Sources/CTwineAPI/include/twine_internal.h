@@ -4,7 +4,8 @@
 
 #include "twine.h"
 
-/** Records `message` as this thread's last error and returns `status`. */
-__attribute__((visibility("hidden"))) int twine_internal_fail(int status, const char *message);
+/** Records `message` (and `error_number`, 0 if no system call failed) as this thread's
+    last error and returns `status`. */
+__attribute__((visibility("hidden"))) int twine_internal_fail(int status, int error_number, const char *message);
 
 #endif

@@ -13,6 +13,7 @@ let package = Package(
     .library(name: "TwineCore", targets: ["TwineCore"]),
     .library(name: "TwineTesting", targets: ["TwineTesting"]),
     .library(name: "TwineProtocols", targets: ["TwineProtocols"]),
+    .library(name: "TwineAsync", targets: ["TwineAsync"]),
     .executable(name: "twine", targets: ["twine"]),
     // The C API (twine.h) as one static archive; `make install` links libtwine.so from it.
     .library(name: "TwineCAPI", type: .static, targets: ["TwineC"]),
@@ -36,12 +37,15 @@ let package = Package(
       dependencies: ["CLibevent", "CLibeventOpenSSL", "TwineCore", .product(name: "Logging", package: "swift-log")],
       swiftSettings: strict),
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
+    // Async connections, listeners and timers on the reactor (the reactor as the tasks' executor).
+    .target(name: "TwineAsync", dependencies: ["Twine"], swiftSettings: strict),
     .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
     // The factories the C API registers by name ("echo": CountingEcho, "hello": HelloHD), apart from the
     // tutorial's servers so that libtwine does not link TutorialServers (the chat, TwineProtocols).
     .target(name: "TwineBuiltins", dependencies: ["TwineCore"], swiftSettings: strict),
     .target(
-      name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols", "TwineBuiltins"], swiftSettings: strict),
+      name: "TutorialServers", dependencies: ["TwineCore", "TwineProtocols", "TwineBuiltins", "TwineAsync"],
+      swiftSettings: strict),
     .target(name: "CTwineAPI", exclude: ["twine.pc.in", "twine-static.pc.in", "exports.map", "install.sh"]),
     .target(
       name: "TwineC",
@@ -79,6 +83,10 @@ let package = Package(
     // Loop and client helpers the loopback test targets share (a library: test targets cannot share sources).
     .target(
       name: "LoopbackTestSupport", dependencies: ["Twine"], path: "Tests/LoopbackTestSupport", swiftSettings: strict),
+    .testTarget(
+      name: "TwineAsyncTests",
+      dependencies: ["TwineAsync", "Twine", "TutorialServers", "TwineTesting", "LoopbackTestSupport"],
+      swiftSettings: strict),
     .testTarget(
       name: "PolicyTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "TutorialServers"],
       swiftSettings: strict),

@@ -19,7 +19,11 @@ public final class Reactor: Scheduler {
   /// False for a host's base (``init(borrowing:logger:)``): never freed, and its loop never run or broken unasked.
   let ownsBase: Bool
   /// The thread the reactor belongs to: the one that made it, or the one that last ran it.
-  var loopThread = pthread_self()
+  var loopThread = pthread_self() {
+    didSet { madeExecutor?.loopMoved(to: loopThread) }
+  }
+  /// Runs Swift tasks on the loop (ReactorExecutor.swift), made on first use of ``executor``.
+  var madeExecutor: ReactorExecutor?
   /// Where connects, disconnects and accept trouble are logged (connects at debug level).
   public var logger: Logger
   /// Open connections: each stays alive here until its bufferevent is freed.
@@ -180,6 +184,8 @@ public final class Reactor: Scheduler {
     for port in Array(udpPorts.values) { port.stopListening() }
     for connection in connections.all { connection.close(.reactorShutdown) }
     // Closing may have scheduled more (a reconnect, a timer): those were refused; cancel what is left.
+    // Tasks woken by those closes finish here; later jobs go to the executor's fallback queue.
+    madeExecutor?.close()
     for call in Array(delayedCalls.values) { call.cancel() }
     for event in signalEvents { event_free(event) }
     signalEvents = []

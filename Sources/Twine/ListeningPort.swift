@@ -18,6 +18,9 @@ public final class ListeningPort {
   private let tls: TLSSetup?
   /// TLS handshakes in progress, against ``maxPendingHandshakes``.
   private let handshakes = HandshakeBudget(limit: 1024)
+  /// A reactor group's acceptor: given each accepted plain socket first; true when it
+  /// took it (handed it to another reactor), false to serve it here.
+  var handOff: ((_ fd: Int32, _ peer: SocketAddress) -> Bool)?
 
   /// TLS ports: how many handshakes may be in progress at once (default 1,024). A connection
   /// past it is closed at once, before any TLS work, so peers that connect and stay silent
@@ -39,9 +42,11 @@ public final class ListeningPort {
   /// The UNIX-domain socket file this port made (removed when it stops), with its identity.
   private let socketFile: SocketFile?
 
-  /// Listens on TCP `port` of numeric `interface` (empty: every IPv4 interface).
+  /// Listens on TCP `port` of numeric `interface` (empty: every IPv4 interface); with
+  /// `reusePort`, shares the port with other sockets that set `SO_REUSEPORT` (a reactor group).
   convenience init(
-    reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory, tls: TLSSetup? = nil
+    reactor: Reactor, port: Int, interface: String, backlog: Int, factory: Factory, tls: TLSSetup? = nil,
+    reusePort: Bool = false
   ) throws(TwineError) {
     guard let numeric = NumericAddress(host: interface, port: port) else {
       throw .badAddress(interface.isEmpty ? "port \(port)" : interface)
@@ -51,6 +56,7 @@ public final class ListeningPort {
       fd = try Syscall.socket(numeric.family, .stream)
       do throws(SocketError) {
         try Syscall.setOption(fd, SOL_SOCKET, SO_REUSEADDR, true)
+        if reusePort { try Syscall.setOption(fd, SOL_SOCKET, SO_REUSEPORT, true) }
         try Syscall.bind(fd, numeric)
         try Syscall.listen(fd, backlog: Int32(backlog))
       } catch {
@@ -138,6 +144,7 @@ public final class ListeningPort {
         self.backoffTimer = nil
       }
       reactor?.ports[ObjectIdentifier(self)] = nil
+      handOff = nil
       if let socketFile { Self.removeSocketFile(socketFile) }
       factory.doStop()
     }
@@ -159,13 +166,8 @@ public final class ListeningPort {
       TCPConnection.acceptTLS(reactor: reactor, fd: fd, peer: peer, factory: factory, setup: tls, slot: handshakes)
       return
     }
-    guard let proto = factory.buildProtocol(peer) else {
-      factory.counters.noteRefused()
-      Self.closeIgnoringErrors(fd)
-      return
-    }
-    TCPConnection(reactor: reactor, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil)
-      .start(with: proto)
+    if let handOff, handOff(fd, peer) { return }
+    reactor.serveAccepted(fd, peer: peer, factory: factory)
   }
 
   /// accept() failed for a reason that retrying at once will not cure (EMFILE, ENFILE,

@@ -55,6 +55,8 @@ public final class Reactor: Scheduler {
   private var isShutDown = false
   /// Set by ``stop()``; a stop asked for before ``run()`` is kept, not lost.
   private var stopRequested = false
+  /// What SIGINT and SIGTERM do instead of ``stop()`` (a reactor group stops all its reactors).
+  var onStopSignal: (() -> Void)?
 
   /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
   public convenience init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
@@ -160,11 +162,17 @@ public final class Reactor: Scheduler {
       guard
         let event = twine_evsignal_new(
           base, signum,
-          { _, _, context in Unmanaged<Reactor>.fromOpaque(context!).takeUnretainedValue().stop() }, context)
+          { _, _, context in Unmanaged<Reactor>.fromOpaque(context!).takeUnretainedValue().stopSignalled() },
+          context)
       else { throw .libevent("evsignal_new") }
       event_add(event, nil)
       signalEvents.append(event)
     }
+  }
+
+  /// SIGINT or SIGTERM arrived.
+  private func stopSignalled() {
+    if let onStopSignal { onStopSignal() } else { stop() }
   }
 
   /// Stops listening, closes every connection (`.reactorShutdown`), cancels every delayed

@@ -42,9 +42,9 @@ extension TCPConnection {
     connection.madeExtras.tlsStream = stream
     connection.life.supportsHalfClose = false
     connection.madeExtras.handshakeSlot = slot
-    stream.armDeadline(setup.options.handshakeTimeout, on: reactor) { [weak connection] in
-      connection?.close(.timedOut)
-    }
+    // Strong, not weak: a weak reference would give the connection a side table, and every retain
+    // of it a slower path. The cycle ends when the close path (or the handshake) cancels the deadline.
+    stream.armDeadline(setup.options.handshakeTimeout, on: reactor) { connection.close(.timedOut) }
     guard connection.reader.arm(true) else {
       connection.close(.error(SocketError.from(code: ENOMEM)))
       return

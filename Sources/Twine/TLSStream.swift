@@ -121,7 +121,8 @@ final class TLSStream {
       armWrite(true)
       return .wouldBlock
     default:
-      return .failed(failure(socketError: twine_socket_error(), eofReason: "the connection closed during the handshake"))
+      return .failed(
+        failure(socketError: twine_socket_error(), eofReason: "the connection closed during the handshake"))
     }
   }
 
@@ -130,8 +131,10 @@ final class TLSStream {
   func armDeadline(_ seconds: Double?, on scheduler: any Scheduler, expired: @escaping () -> Void) {
     guard let seconds, seconds.isFinite, seconds > 0 else { return }
     deadline?.cancel()
-    deadline = scheduler.callLater(seconds) { [weak self] in
-      guard let self, self.handshaking else { return }
+    // Strong (no side table for a weak reference): ``free()``, ``finish(sendCloseNotify:)`` and the
+    // handshake's end cancel it, which lets go of this closure.
+    deadline = scheduler.callLater(seconds) {
+      guard self.handshaking else { return }
       expired()
     }
   }

@@ -68,7 +68,9 @@ struct DirectTLSTests {
     #expect(firstDifference(server.built.first?.received ?? [], expected) == nil)
   }
 
-  @Test("16 MiB to a paused reader through a producer, then loseConnection: all arrives, the queue stays under the hard limit")
+  @Test(
+    "16 MiB to a paused reader through a producer, then loseConnection: all arrives, the queue stays under the hard limit"
+  )
   func bulkToPausedReaderBounded() throws {
     let reactor = try Reactor()
     let total = 16 << 20
@@ -140,7 +142,9 @@ struct DirectTLSTests {
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.echoes = true
-      recorder.onMade = { $0.transport.setRateLimit(RateLimit(readBytesPerSecond: 4 << 20, writeBytesPerSecond: 4 << 20)) }
+      recorder.onMade = {
+        $0.transport.setRateLimit(RateLimit(readBytesPerSecond: 4 << 20, writeBytesPerSecond: 4 << 20))
+      }
     }
     let port = try listenTLS(reactor, server)
     let message = pattern(300_000, seed: 9)
@@ -172,7 +176,8 @@ struct DirectTLSTests {
       [0x16, 3, 3, 0, 4, 1, 0, 0, 0],  // a handshake message after the handshake
     ]
     for _ in 0..<10 {
-      cases.append((0..<Int.random(in: 1...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+      cases.append(
+        (0..<Int.random(in: 1...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
     for (index, garbage) in cases.enumerated() {
       let peer = RawTLSPeer(port: port)

@@ -168,6 +168,7 @@ final class TCPConnection: Transport, QueuedClosing {
 
   /// Ends a callback of this connection (each starts with ``enterCallback()``).
   func leaveCallback() {
+    if life.callbackDepth == 1, let stream = extras?.tlsStream, stream.keptCount > 0 { sendKeptTLS(stream) }
     run(life.leaveCallback(queued: queued))
     reactor.closes.leave()
   }

@@ -32,6 +32,27 @@ struct DirectTLSTests {
     #expect(data.allSatisfy { $0.type == 23 && $0.length == full }, "\(peer.records)")
   }
 
+  @Test("small writes made in one callback leave together as one record")
+  func smallWritesCoalesced() throws {
+    let reactor = try Reactor()
+    let server = RecorderFactory()
+    server.configure = { recorder in
+      recorder.onData = { proto in
+        for index in 0..<10 { proto.transport.write(pattern(100, seed: UInt8(index))) }
+      }
+    }
+    let port = try listenTLS(reactor, server)
+    let peer = RawTLSPeer(port: port)
+    runUntil(reactor) { peer.pump() }
+    peer.sendRecordsInOneSegment([Array("go".utf8)])
+    runUntil(reactor) {
+      peer.readRaw()
+      return peer.records.contains { $0.length == 1000 + 17 } || peer.records.contains { $0.length == 100 + 17 }
+    }
+    #expect(peer.records.filter { $0.length == 1000 + 17 }.count == 1, "\(peer.records)")
+    #expect(!peer.records.contains { $0.length == 100 + 17 }, "\(peer.records)")
+  }
+
   @Test("several records arriving in one segment are all delivered without another packet from the peer")
   func recordsInOneSegmentNoStall() throws {
     let reactor = try Reactor()

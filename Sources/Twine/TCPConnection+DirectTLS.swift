@@ -41,6 +41,8 @@ extension TCPConnection {
       return
     }
     connection.madeExtras.tlsStream = stream
+    // Nagle off for the handshake too: the session tickets that follow the server's flight must not wait for an ACK.
+    try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true)
     connection.life.supportsHalfClose = false
     connection.madeExtras.handshakeSlot = slot
     // Strong, not weak: a weak reference would give the connection a side table, and every retain

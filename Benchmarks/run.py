@@ -1327,12 +1327,12 @@ def syscall_counts(twine, servers=TLS_SERVERS, window=1.5):
                 )
                 LIVE.append(gen)
                 time.sleep(1.0)
-                written0 = proc_written(server.proc.pid)
+                written0, t0 = proc_written(server.proc.pid), time.monotonic()
                 counted = subprocess.run(
                     [perf, "stat", "-x,", "-e", ",".join(events), "-p", str(server.proc.pid), "--", "sleep", str(window)],
                     capture_output=True, text=True, timeout=30,
                 )
-                written1 = proc_written(server.proc.pid)
+                written1, t1 = proc_written(server.proc.pid), time.monotonic()
                 out, _ = gen.communicate(timeout=60)
                 LIVE.remove(gen)
                 res = None
@@ -1348,7 +1348,8 @@ def syscall_counts(twine, servers=TLS_SERVERS, window=1.5):
                 # 22 bytes: header, inner type, tag) over what one echo writes.
                 size = int(cfg.args[cfg.args.index("--size") + 1])
                 per_request = size + 22 * -(-size // 16384)
-                requests = (written1 - written0) / per_request if written0 is not None and written1 else 0
+                # perf counts for `window` s of the t1 - t0 its start and exit took: scale to that.
+                requests = (written1 - written0) / per_request * window / (t1 - t0) if written0 is not None and written1 else 0
                 if not requests or "sys_enter" not in counts:
                     rows.append((cfg.key, name, None, {}, f"no count ({counted.stderr.strip()[-200:]})"))
                     continue

@@ -16,6 +16,7 @@ struct DirectTLSTests {
   @Test("a 64 KiB write leaves as four full-size records (16 KiB of plaintext each)")
   func fullSizeRecords() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in recorder.onMade = { $0.transport.write(pattern(64 << 10, seed: 3)) } }
     let port = try listenTLS(reactor, server)
@@ -35,6 +36,7 @@ struct DirectTLSTests {
   @Test("small writes made in one callback leave together as one record")
   func smallWritesCoalesced() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.onData = { proto in
@@ -56,6 +58,7 @@ struct DirectTLSTests {
   @Test("several records arriving in one segment are all delivered without another packet from the peer")
   func recordsInOneSegmentNoStall() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     let port = try listenTLS(reactor, server)
     let peer = RawTLSPeer(port: port)
@@ -71,6 +74,7 @@ struct DirectTLSTests {
   @Test("the same, to a protocol that pauses after each delivery and resumes from the loop")
   func recordsInOneSegmentPausedReader() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.onData = { proto in
@@ -94,6 +98,7 @@ struct DirectTLSTests {
   )
   func bulkToPausedReaderBounded() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let total = 16 << 20
     let limits = WriteBufferLimits(lowWater: 64 << 10, highWater: 256 << 10, hardLimit: 1 << 20)
     final class Pump: PushProducer {
@@ -160,6 +165,7 @@ struct DirectTLSTests {
   @Test("a rate limit set after the handshake moves the connection onto an OpenSSL bufferevent; the echo stays whole")
   func rateLimitMovesToBufferevent() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.echoes = true
@@ -186,6 +192,7 @@ struct DirectTLSTests {
   @Test("garbage records after the handshake end that connection with tlsFailed; nothing else happens")
   func garbageAfterHandshake() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     let port = try listenTLS(reactor, server)
     var generator = SystemRandomNumberGenerator()

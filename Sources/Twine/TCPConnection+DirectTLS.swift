@@ -9,8 +9,9 @@ import CLibeventOpenSSL
 /// `dataReceived` borrowed; the socket is read once per wake-up (level-triggered epoll
 /// calls again while it has more), and a connection that stops with bytes inside OpenSSL
 /// (its budget spent, or paused and resumed) wakes itself, so no record waits unseen.
-/// Write: `SSL_write` at once when nothing is queued; only what OpenSSL did not take is
-/// queued, and the write event is armed only while something is. Everything else — flow
+/// Write: `SSL_write` at once when nothing is queued (small writes inside the connection's own
+/// callback wait for its end and leave together, one record); only what OpenSSL did not take
+/// is queued, and the write event is armed only while something is. Everything else — flow
 /// control, the hard limit, counters, the one close path — is the plain connection's.
 ///
 /// Connections that need libevent stay on OpenSSL bufferevents: clients (`connectSSL`),
@@ -40,11 +41,13 @@ extension TCPConnection {
       return
     }
     connection.madeExtras.tlsStream = stream
+    // Nagle off for the handshake too: the session tickets that follow the server's flight must not wait for an ACK.
+    try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true)
     connection.life.supportsHalfClose = false
     connection.madeExtras.handshakeSlot = slot
-    stream.armDeadline(setup.options.handshakeTimeout, on: reactor) { [weak connection] in
-      connection?.close(.timedOut)
-    }
+    // Strong, not weak: a weak reference would give the connection a side table, and every retain
+    // of it a slower path. The cycle ends when the close path (or the handshake) cancels the deadline.
+    stream.armDeadline(setup.options.handshakeTimeout, on: reactor) { connection.close(.timedOut) }
     guard connection.reader.arm(true) else {
       connection.close(.error(SocketError.from(code: ENOMEM)))
       return
@@ -137,7 +140,12 @@ extension TCPConnection {
   /// `write` on the direct TLS path: `SSL_write` now when nothing waits, else (or for the rest) the queue.
   func writeTLS(_ stream: TLSStream, _ bytes: UnsafeRawBufferPointer) {
     var offset = 0
-    if !stream.handshaking && stream.queued == 0 {
+    if !stream.handshaking && stream.queueLength == 0 {
+      // Inside this connection's callback a small write waits for the others made there: one record.
+      if life.callbackDepth > 0 && stream.keep(bytes.baseAddress!, count: bytes.count) { return }
+      if let failure = stream.sendKept() { return close(failure) }
+    }
+    if !stream.handshaking && stream.queueLength == 0 {
       switch stream.send(bytes.baseAddress!, count: bytes.count) {
       case .success(let taken):
         if taken == bytes.count { return }
@@ -151,6 +159,11 @@ extension TCPConnection {
       return close(.error(SocketError.from(code: ENOMEM)))
     }
     run(life.queueGrew(to: queued, limits: writeBufferLimits))
+  }
+
+  /// The outermost callback ends: what its small writes kept leaves now, as one record.
+  func sendKeptTLS(_ stream: TLSStream) {
+    if let failure = stream.sendKept() { close(failure) }
   }
 
   /// A direct TLS connection that must pass through libevent (a rate limit) moves onto an

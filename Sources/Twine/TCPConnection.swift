@@ -119,7 +119,7 @@ final class TCPConnection: Transport, QueuedClosing {
     counters.noteOpened()
     life.protocolHalfCloseable = proto is any HalfCloseable
     life.opened()
-    try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true)
+    if extras?.tlsStream == nil { try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true) }  // TLS: at accept
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
     enterCallback()
     proto.makeConnection(self)
@@ -168,6 +168,7 @@ final class TCPConnection: Transport, QueuedClosing {
 
   /// Ends a callback of this connection (each starts with ``enterCallback()``).
   func leaveCallback() {
+    if life.callbackDepth == 1, let stream = extras?.tlsStream, stream.keptCount > 0 { sendKeptTLS(stream) }
     run(life.leaveCallback(queued: queued))
     reactor.closes.leave()
   }
@@ -226,7 +227,8 @@ final class TCPConnection: Transport, QueuedClosing {
   func connected() {
     guard life.phase == .connecting, let factory else { return }
     if let bev = output.bufferevent { bufferevent_set_timeouts(bev, nil, nil) }
-    if let peer = SocketAddress.of(fd: fd, peer: true) { peerAddress = peer }
+    // A client learns its peer's address now; an accepted connection has it from accept.
+    if connector != nil, let peer = SocketAddress.of(fd: fd, peer: true) { peerAddress = peer }
     guard let proto = factory.buildProtocol(peerAddress) else {
       counters.noteRefused()
       close(.aborted)

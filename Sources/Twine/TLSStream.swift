@@ -11,6 +11,9 @@ import CLibeventOpenSSL
 /// queue holds something (or the handshake or a read waits to write). The socket is the
 /// connection's ``OutputQueue``'s.
 ///
+/// Small writes made inside one of the connection's callbacks are kept (up to one record) and
+/// leave together when the callback ends: a protocol writing a header and a body sends one record.
+///
 /// The rules it keeps: a read returns what one `SSL_read` decrypted; the connection reads
 /// again only while OpenSSL holds read-ahead bytes (``hasPending``) — bytes still in the
 /// socket wake level-triggered epoll again — and wakes itself when it stops early with
@@ -39,6 +42,11 @@ final class TLSStream {
   var drainMark = 0
   /// Ends a handshake that takes too long in all.
   private var deadline: (any ScheduledCall)?
+  /// Small writes made inside one of the connection's callbacks, sent together (one record)
+  /// when it ends: ``recordSize`` bytes, made on first use.
+  private var kept: UnsafeMutableRawPointer?
+  /// Bytes in ``kept``; only while the queue is empty (what is kept goes out before anything queued).
+  private(set) var keptCount = 0
 
   /// OpenSSL's read buffer: with read-ahead one `read` takes up to this many bytes (four full records).
   private static let readBufferSize = 64 << 10
@@ -121,7 +129,8 @@ final class TLSStream {
       armWrite(true)
       return .wouldBlock
     default:
-      return .failed(failure(socketError: twine_socket_error(), eofReason: "the connection closed during the handshake"))
+      return .failed(
+        failure(socketError: twine_socket_error(), eofReason: "the connection closed during the handshake"))
     }
   }
 
@@ -130,8 +139,10 @@ final class TLSStream {
   func armDeadline(_ seconds: Double?, on scheduler: any Scheduler, expired: @escaping () -> Void) {
     guard let seconds, seconds.isFinite, seconds > 0 else { return }
     deadline?.cancel()
-    deadline = scheduler.callLater(seconds) { [weak self] in
-      guard let self, self.handshaking else { return }
+    // Strong (no side table for a weak reference): ``free()``, ``finish(sendCloseNotify:)`` and the
+    // handshake's end cancel it, which lets go of this closure.
+    deadline = scheduler.callLater(seconds) {
+      guard self.handshaking else { return }
       expired()
     }
   }
@@ -178,8 +189,35 @@ final class TLSStream {
 
   // MARK: Writing
 
-  /// Plaintext queued, not yet taken by OpenSSL.
-  var queued: Int { evbuffer_get_length(queue) }
+  /// Plaintext not yet taken by OpenSSL: queued, or kept for the end of the callback.
+  var queued: Int { evbuffer_get_length(queue) + keptCount }
+
+  /// Plaintext queued for the write event (not counting what is kept).
+  var queueLength: Int { evbuffer_get_length(queue) }
+
+  /// Keeps `count` bytes to send with the others written in this callback, if they fit in one
+  /// record with them; false (nothing kept) if they do not.
+  func keep(_ bytes: UnsafeRawPointer, count: Int) -> Bool {
+    guard keptCount + count <= Self.recordSize else { return false }
+    if kept == nil { kept = .allocate(byteCount: Self.recordSize, alignment: 16) }
+    (kept! + keptCount).copyMemory(from: bytes, byteCount: count)
+    keptCount += count
+    return true
+  }
+
+  /// Sends what was kept (one record); what OpenSSL does not take is queued. Nil, or a failure.
+  func sendKept() -> CloseReason? {
+    guard keptCount > 0, let kept else { return nil }
+    let count = keptCount
+    keptCount = 0
+    switch send(kept, count: count) {
+    case .success(let taken):
+      if taken < count && !enqueue(kept + taken, count: count - taken) { return .error(SocketError.from(code: ENOMEM)) }
+      return nil
+    case .failure(let box):
+      return box.reason
+    }
+  }
 
   /// Hands `count` bytes at `bytes` to `SSL_write` (one record per call) until all are
   /// taken or the socket is full; returns how many were taken, or a failure.
@@ -278,6 +316,9 @@ final class TLSStream {
     writeArmed = false
     if let ssl { SSL_free(ssl) }
     ssl = nil
+    kept?.deallocate()
+    kept = nil
+    keptCount = 0
   }
 
   /// Moves this session into an OpenSSL bufferevent on `fd` (already open, `BUFFEREVENT_SSL_OPEN`;
@@ -304,6 +345,8 @@ final class TLSStream {
     // The record OpenSSL may hold must be retried from one contiguous piece.
     _ = evbuffer_pullup(queue, min(queued, Self.recordSize))
     evbuffer_add_buffer(bufferevent_get_output(bev), queue)
+    if let kept, keptCount > 0 { evbuffer_add(bufferevent_get_output(bev), kept, keptCount) }
+    keptCount = 0
     if let writeEvent { event_free(writeEvent) }
     writeEvent = nil
     writeArmed = false

@@ -16,6 +16,7 @@ struct DirectTLSTests {
   @Test("a 64 KiB write leaves as four full-size records (16 KiB of plaintext each)")
   func fullSizeRecords() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in recorder.onMade = { $0.transport.write(pattern(64 << 10, seed: 3)) } }
     let port = try listenTLS(reactor, server)
@@ -32,9 +33,32 @@ struct DirectTLSTests {
     #expect(data.allSatisfy { $0.type == 23 && $0.length == full }, "\(peer.records)")
   }
 
+  @Test("small writes made in one callback leave together as one record")
+  func smallWritesCoalesced() throws {
+    let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
+    let server = RecorderFactory()
+    server.configure = { recorder in
+      recorder.onData = { proto in
+        for index in 0..<10 { proto.transport.write(pattern(100, seed: UInt8(index))) }
+      }
+    }
+    let port = try listenTLS(reactor, server)
+    let peer = RawTLSPeer(port: port)
+    runUntil(reactor) { peer.pump() }
+    peer.sendRecordsInOneSegment([Array("go".utf8)])
+    runUntil(reactor) {
+      peer.readRaw()
+      return peer.records.contains { $0.length == 1000 + 17 } || peer.records.contains { $0.length == 100 + 17 }
+    }
+    #expect(peer.records.filter { $0.length == 1000 + 17 }.count == 1, "\(peer.records)")
+    #expect(!peer.records.contains { $0.length == 100 + 17 }, "\(peer.records)")
+  }
+
   @Test("several records arriving in one segment are all delivered without another packet from the peer")
   func recordsInOneSegmentNoStall() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     let port = try listenTLS(reactor, server)
     let peer = RawTLSPeer(port: port)
@@ -50,6 +74,7 @@ struct DirectTLSTests {
   @Test("the same, to a protocol that pauses after each delivery and resumes from the loop")
   func recordsInOneSegmentPausedReader() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.onData = { proto in
@@ -68,9 +93,12 @@ struct DirectTLSTests {
     #expect(firstDifference(server.built.first?.received ?? [], expected) == nil)
   }
 
-  @Test("16 MiB to a paused reader through a producer, then loseConnection: all arrives, the queue stays under the hard limit")
+  @Test(
+    "16 MiB to a paused reader through a producer, then loseConnection: all arrives, the queue stays under the hard limit"
+  )
   func bulkToPausedReaderBounded() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let total = 16 << 20
     let limits = WriteBufferLimits(lowWater: 64 << 10, highWater: 256 << 10, hardLimit: 1 << 20)
     final class Pump: PushProducer {
@@ -137,10 +165,13 @@ struct DirectTLSTests {
   @Test("a rate limit set after the handshake moves the connection onto an OpenSSL bufferevent; the echo stays whole")
   func rateLimitMovesToBufferevent() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     server.configure = { recorder in
       recorder.echoes = true
-      recorder.onMade = { $0.transport.setRateLimit(RateLimit(readBytesPerSecond: 4 << 20, writeBytesPerSecond: 4 << 20)) }
+      recorder.onMade = {
+        $0.transport.setRateLimit(RateLimit(readBytesPerSecond: 4 << 20, writeBytesPerSecond: 4 << 20))
+      }
     }
     let port = try listenTLS(reactor, server)
     let message = pattern(300_000, seed: 9)
@@ -161,6 +192,7 @@ struct DirectTLSTests {
   @Test("garbage records after the handshake end that connection with tlsFailed; nothing else happens")
   func garbageAfterHandshake() throws {
     let reactor = try Reactor()
+    defer { reactor.shutdown() }  // closes what is left: the closures here capture the reactor
     let server = RecorderFactory()
     let port = try listenTLS(reactor, server)
     var generator = SystemRandomNumberGenerator()
@@ -172,7 +204,8 @@ struct DirectTLSTests {
       [0x16, 3, 3, 0, 4, 1, 0, 0, 0],  // a handshake message after the handshake
     ]
     for _ in 0..<10 {
-      cases.append((0..<Int.random(in: 1...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+      cases.append(
+        (0..<Int.random(in: 1...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
     for (index, garbage) in cases.enumerated() {
       let peer = RawTLSPeer(port: port)

@@ -27,7 +27,9 @@ final class RawTLSPeer {
     address.sin_port = in_port_t(UInt16(port).bigEndian)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     let result = withUnsafePointer(to: &address) {
-      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+      }
     }
     precondition(result == 0 || errno == EINPROGRESS)
     var one: Int32 = 1
@@ -85,8 +87,8 @@ final class RawTLSPeer {
   /// Encrypts each of `pieces` as its own record and sends them all in one `send`.
   func sendRecordsInOneSegment(_ pieces: [[UInt8]]) {
     let memory = BIO_new(BIO_s_mem())!
-    BIO_up_ref(SSL_get_rbio(ssl))
-    SSL_set_bio(ssl, SSL_get_rbio(ssl), memory)  // reads from the socket still; writes into memory
+    // Reads from the socket still, writes into memory (the read BIO unchanged keeps its reference).
+    SSL_set_bio(ssl, SSL_get_rbio(ssl), memory)
     for piece in pieces {
       let wrote = piece.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
       precondition(wrote == Int32(piece.count))

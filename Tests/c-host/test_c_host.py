@@ -266,6 +266,25 @@ def connection_limit(binary, asan):
         host.kill()
 
 
+def twine_c_echo(binary, asan):
+    """--twine-c-echo: the echo port served by an echo written in C on Twine (the benchmark's third mode)."""
+    name = os.path.basename(binary)
+    host = Host(binary, ["--twine-c-echo"])
+    try:
+        if not check(f"{name} --twine-c-echo: starts", host.wait_ports(), host.stderr()[-2000:]):
+            return
+        message = bytes(range(256)) * 1024
+        with connect(host.echo_port) as s:
+            s.sendall(message)
+            got = recv_exactly(s, len(message))
+        check(f"{name} --twine-c-echo: the C-callback echo on Twine returns 256 KiB intact", got == message,
+              f"{len(got)} bytes")
+        check(f"{name} --twine-c-echo: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
+        no_sanitizer_report(f"{name} --twine-c-echo", host, asan)
+    finally:
+        host.kill()
+
+
 def setup_errors(binary, asan):
     """The C API's error paths, from C: the host reports them and exits 1, without a crash."""
     name = os.path.basename(binary)
@@ -440,6 +459,7 @@ def main():
         binary = os.path.join(args.bin, h)
         serve_and_stop(binary, args.asan)
         connection_limit(binary, args.asan)
+        twine_c_echo(binary, args.asan)
         setup_errors(binary, args.asan)
     if not args.asan:
         minimal(os.path.join(args.bin, "minimal"))

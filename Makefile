@@ -105,6 +105,8 @@ swift-template: deps-build
 TOOLCHAIN_CLANG := $(dir $(realpath $(shell command -v swiftc)))clang
 # ThreadSanitizer's runtime (the toolchain's) intercepts libdispatch: a C program linking it needs these.
 TOOLCHAIN_SWIFT_LIBDIR := $(dir $(realpath $(shell command -v swiftc)))../lib/swift/linux
+# The template's library in debug here: a second package build, and a debug one costs CI ~1 min.
+test-c-host: TEMPLATE_CONFIG = debug
 test-c-host: c-host swift-template
 	python3 Tests/c-host/test_c_host.py --bin $(dir $(C_HOST)) --prefix $(C_API) --greeter $(GREETER)
 	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-asan/c-api debug .build-asan asan

@@ -343,23 +343,26 @@ def minimal(binary):
 
 
 def greeter(binary, prefix):
-    """The template's own Swift protocol, in libgreeter with Twine's C API, served by host-greeter."""
-    host = Host(binary, [])
-    try:
-        if not check("host-greeter: starts and prints the greeter's port", host.wait_ports() and host.greeter_port,
-                     host.stderr()[-2000:]):
-            return
-        with connect(host.greeter_port) as s:
-            s.sendall(b"world\n")
-            got = recv_exactly(s, len(b"hi, world!\n"))
-        check("host-greeter: the team's Swift protocol, registered by name, answers", got == b"hi, world!\n", repr(got))
-        with connect(host.echo_port) as s:
-            s.sendall(b"echo too")
-            got = recv_exactly(s, 8)
-        check("host-greeter: Twine's built-in echo is in the same library", got == b"echo too", repr(got))
-        check("host-greeter: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
-    finally:
-        host.kill()
+    """The template's own Swift protocol, in libgreeter with Twine's C API, served by host-greeter(-static)."""
+    for path in [binary, binary + "-static"]:
+        name = os.path.basename(path)
+        host = Host(path, [])
+        try:
+            if not check(f"{name}: starts and prints the greeter's port", host.wait_ports() and host.greeter_port,
+                         host.stderr()[-2000:]):
+                continue
+            with connect(host.greeter_port) as s:
+                s.sendall(b"world\n")
+                got = recv_exactly(s, len(b"hi, world!\n"))
+            check(f"{name}: the team's Swift protocol, registered by name, answers", got == b"hi, world!\n",
+                  repr(got))
+            with connect(host.echo_port) as s:
+                s.sendall(b"echo too")
+                got = recv_exactly(s, 8)
+            check(f"{name}: Twine's built-in echo is in the same library", got == b"echo too", repr(got))
+            check(f"{name}: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
+        finally:
+            host.kill()
     library = os.path.join(prefix, "lib", "libgreeter.so")
     out = subprocess.run(["nm", "-D", "--defined-only", library], capture_output=True, text=True, timeout=IO).stdout
     exported = [line.split()[-1] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1].isupper()]

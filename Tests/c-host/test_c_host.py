@@ -222,8 +222,12 @@ def serve_and_stop(binary, asan):
               f"{len(arrivals)} heartbeats in {elapsed:.2f} s, largest gap {max(gaps):.3f} s")
         check(f"{name}: the C protocol answered while Twine was busy", middle_answer == b"C says: busy?\n",
               repr(middle_answer))
-        check(f"{name}: Twine's log lines reach the host's C callback",
-              "twine[debug]: connection made peer=127.0.0.1:" in host.stderr(), host.stderr()[-1000:])
+        check(f"{name}: Twine's log lines reach the host's C callback, naming the peer and the listening port",
+              re.search(rf"^twine\[debug\]: connection made peer=127\.0\.0\.1:\d+ port=127\.0\.0\.1:{host.echo_port}$",
+                        host.stderr(), re.M) is not None, host.stderr()[-1000:])
+        check(f"{name}: the listening line names port and factory",
+              re.search(r"^twine\[info\]: listening factory=callbacks port=127\.0\.0\.1:\d+$", host.stderr(), re.M)
+              is not None, host.stderr()[-1000:])
         with connect(host.adopt_port) as s:  # accepted by the host in C, handed over with twine_adopt_fd
             s.sendall(b"adopted")
             adopted = recv_exactly(s, 7)

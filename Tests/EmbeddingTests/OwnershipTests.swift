@@ -18,6 +18,7 @@ struct OwnershipTests {
     defer {
       reactor.shutdown()
       other.shutdown()
+      withExtendedLifetime(host) {}  // the host's base outlives the reactors on it
     }
     let factory = Factory(Echo.self)
     try reactor.adoptStreamSocket(server, factory: factory)
@@ -39,7 +40,10 @@ struct OwnershipTests {
     let port = try #require(RawSockets.bindLoopback(fd))
     let host = HostLoop(tickEvery: 0.01)
     let reactor = try Reactor(borrowing: host.base)
-    defer { reactor.shutdown() }
+    defer {
+      reactor.shutdown()
+      withExtendedLifetime(host) {}  // the host's base outlives the reactor on it
+    }
     let factory = Factory(Echo.self)
     let listening = try reactor.listen(onSocket: fd, factory: factory)
     #expect(listening.address.port == port)

@@ -86,7 +86,8 @@ c-host: deps-build
 
 # Examples/swift-protocol-template: a team's own Swift protocol and Twine's C API in ONE library
 # (libgreeter.{a,so} + greeter.h + twine.h + greeter.pc under .build/greeter), and the example
-# host linked with it instead of libtwine (.build/c-host/host-greeter), which serves "greeter".
+# host linked with it instead of libtwine (.build/c-host/host-greeter, and host-greeter-static with
+# libgreeter.a), which serves "greeter".
 TEMPLATE := Examples/swift-protocol-template
 GREETER := .build/greeter
 TEMPLATE_CONFIG ?= release
@@ -95,7 +96,7 @@ swift-template: deps-build
 	  TWINE_HEADERS=$(abspath $(TEMPLATE)/include/greeter.h) TWINE_EXPORTS=$(abspath $(TEMPLATE)/exports.map) \
 	  TWINE_VERSION=1.0.0 Sources/CTwineAPI/install.sh $(GREETER) $(TEMPLATE_CONFIG) .build/template
 	$(MAKE) -C Examples/c-host GREETER=$(abspath $(GREETER)) OUT=$(abspath $(dir $(C_HOST))) \
-	  $(abspath $(dir $(C_HOST)))/host-greeter
+	  $(abspath $(dir $(C_HOST)))/host-greeter $(abspath $(dir $(C_HOST)))/host-greeter-static
 
 # The C host driven as a real process (Tests/c-host/test_c_host.py), with the C API's own C
 # tests (api_test.c, protocol_test.c, threads_test.c); then again with AddressSanitizer on
@@ -105,6 +106,8 @@ swift-template: deps-build
 TOOLCHAIN_CLANG := $(dir $(realpath $(shell command -v swiftc)))clang
 # ThreadSanitizer's runtime (the toolchain's) intercepts libdispatch: a C program linking it needs these.
 TOOLCHAIN_SWIFT_LIBDIR := $(dir $(realpath $(shell command -v swiftc)))../lib/swift/linux
+# The template's library in debug here: a second package build, and a debug one costs CI ~1 min.
+test-c-host: TEMPLATE_CONFIG = debug
 test-c-host: c-host swift-template
 	python3 Tests/c-host/test_c_host.py --bin $(dir $(C_HOST)) --prefix $(C_API) --greeter $(GREETER)
 	SWIFT=$(SWIFT) Sources/CTwineAPI/install.sh .build-asan/c-api debug .build-asan asan

@@ -58,6 +58,7 @@ ALL_SERVERS = ["epoll", "libevent", "nio", "twisted", "twine", "twine-base"]
 LABELS = {
     "chost-c": "C host, C bufferevent echo",
     "chost-twine": "C host, Twine echo (C API)",
+    "chost-twine-c": "C host, echo written in C on Twine (twine_factory_new_callbacks)",
     "epoll": "epoll (C floor)",
     "libevent": "libevent C",
     "nio": "SwiftNIO",
@@ -284,12 +285,13 @@ def server_argv(name, mode, twine):
         if not os.access(VENV_PYTHON, os.X_OK):
             return None, "Twisted venv .venv not present (make twisted-venv)"
         return [VENV_PYTHON, TWISTED_SERVER, mode, "--port", "0"], None
-    if name in ("chost-c", "chost-twine"):
+    if name in ("chost-c", "chost-twine", "chost-twine-c"):
         path = C_HOST["path"]
         if not path or not os.access(path, os.X_OK):
             return None, f"C host {repo_path(path)} not built (make c-host)"
         argv = [path, "--echo-port", "0", "--heartbeat-ms", "1000"]
-        return (argv + ["--c-echo"] if name == "chost-c" else argv), None
+        extra = {"chost-c": ["--c-echo"], "chost-twine-c": ["--twine-c-echo"]}.get(name, [])
+        return argv + extra, None
     if name == "twine-base":
         if not BASELINE["path"]:
             return None, "no --twine-baseline given"
@@ -369,7 +371,7 @@ QUICK_KEYS = [
 EMBED = Config(
     "embed-100x64", "embedding: C host echo, 100 conns × 64 B", "echo", ["echo", "--conns", "100", "--size", "64"]
 )
-EMBED_SERVERS = ["chost-c", "chost-twine"]
+EMBED_SERVERS = ["chost-c", "chost-twine", "chost-twine-c"]
 EMBED_TARGET = 0.95
 
 
@@ -921,6 +923,16 @@ def embedding_section(results):
         f"≥ {EMBED_TARGET} ({verdict}) | {cell(summarize([metric(r, 'rps') for r in c]))} | "
         f"{cell(summarize([metric(r, 'rps') for r in t]))} | {min(len(c), len(t))} |"
     )
+    tc = per.get("chost-twine-c", [])
+    if tc:
+        rc = round_ratios(c, tc, "server_cpu_per_req_us")
+        L.append(
+            f"| the same, echo written in C on Twine (`twine_factory_new_callbacks`) | "
+            f"{cell(summarize([metric(r, 'server_cpu_per_req_us') for r in c]))} | "
+            f"{cell(summarize([metric(r, 'server_cpu_per_req_us') for r in tc]))} | {ratio(rc, True)} | – | "
+            f"{cell(summarize([metric(r, 'rps') for r in c]))} | {cell(summarize([metric(r, 'rps') for r in tc]))} | "
+            f"{min(len(c), len(tc))} |"
+        )
     L.append("")
     return L
 
@@ -944,6 +956,10 @@ def measure_embedding(results, rounds, warmup, duration, notes):
     rs = embedding_ratio(results)
     if rs:
         print(f"embedding: C echo ÷ Twine echo CPU per request = {ratio(rs, True)} (target ≥ {EMBED_TARGET})", flush=True)
+    per = results[EMBED.key]
+    rc = round_ratios(per.get("chost-c", []), per.get("chost-twine-c", []), "server_cpu_per_req_us")
+    if rc:
+        print(f"embedding: C echo ÷ C-callback echo on Twine CPU per request = {ratio(rc, True)}", flush=True)
 
 
 # --------------------------------------------------------------------------

@@ -6,7 +6,9 @@
  *   - its own C-only protocol on --c-port: answers each line with "C says: <line>";
  *   - Twine's counting echo on --echo-port, through Twine's C API (twine.h);
  *     with --c-echo, a plain C bufferevent echo on that port instead (the
- *     benchmark compares the two: the cost of embedding Twine);
+ *     benchmark compares the two: the cost of embedding Twine); with
+ *     --twine-c-echo, an echo written in C on Twine's transport
+ *     (twine_factory_new_callbacks) instead of Twine's Swift echo;
  *   - on --adopt-port, connections the host accepts itself and hands to Twine's
  *     echo (twine_adopt_fd: the socket is Twine's from then on);
  *   - on --c-line-port, a protocol written in C on Twine's transport
@@ -18,7 +20,7 @@
  * then runs event_base_dispatch itself.
  *
  *   host [--c-port P] [--echo-port P] [--adopt-port P] [--c-line-port P] [--greeter-port P]
- *        [--heartbeat-ms MS] [--max-connections N] [--c-echo]
+ *        [--heartbeat-ms MS] [--max-connections N] [--c-echo | --twine-c-echo]
  *        [--twine-log-level trace|debug|info|notice|warning|error|critical]
  *
  * Ports default to 0 (a free one). Prints "c-protocol on 127.0.0.1:PORT", then
@@ -175,6 +177,12 @@ static void c_line_received(twine_connection *connection, const void *line, size
   twine_connection_send_frame(connection, answer, (size_t)n);
 }
 
+/* --twine-c-echo: the echo written in C on Twine (raw bytes, no framing). */
+static void c_echo_received(twine_connection *connection, const void *data, size_t length, void *ctx) {
+  (void)ctx;
+  twine_connection_write(connection, data, length);
+}
+
 /* Twine's log lines, through the C API's log callback. */
 static void twine_log(int level, const char *message, void *ctx) {
   (void)ctx;
@@ -253,14 +261,14 @@ static int parse_int(const char *text, int low, int high, int *out) {
 
 static void usage(void) {
   fprintf(stderr, "usage: host [--c-port P] [--echo-port P] [--adopt-port P] [--c-line-port P] [--greeter-port P]\n"
-                  "            [--heartbeat-ms MS] [--max-connections N] [--c-echo]\n"
+                  "            [--heartbeat-ms MS] [--max-connections N] [--c-echo | --twine-c-echo]\n"
                   "            [--twine-log-level trace|debug|info|notice|warning|error|critical]\n");
   exit(2);
 }
 
 /* Sets up everything on host->base; returns 0, or 1 after reporting why not. */
 static int setup(struct host *host, int c_port, int echo_port, int adopt_port, int c_line_port, int greeter_port,
-                 int heartbeat_ms, int max_connections, int c_echo, int log_level) {
+                 int heartbeat_ms, int max_connections, int c_echo, int twine_c_echo, int log_level) {
   struct timeval interval = {heartbeat_ms / 1000, (heartbeat_ms % 1000) * 1000};
   host->heartbeat = event_new(host->base, -1, EV_PERSIST, heartbeat, host);
   host->sigterm = evsignal_new(host->base, SIGTERM, on_signal, host);
@@ -284,7 +292,13 @@ static int setup(struct host *host, int c_port, int echo_port, int adopt_port, i
   if ((status = twine_reactor_new(host->base, &host->twine))) return twine_failed("twine_reactor_new", status);
   if ((status = twine_set_log_callback(host->twine, twine_log, NULL, log_level)))
     return twine_failed("twine_set_log_callback", status);
-  if ((status = twine_factory_new("echo", parameters, &host->echo))) return twine_failed("twine_factory_new", status);
+  twine_protocol_callbacks echo_callbacks = {.data_received = c_echo_received, .framing = TWINE_FRAMING_RAW};
+  if (twine_c_echo) {
+    if ((status = twine_factory_new_callbacks(&echo_callbacks, NULL, &host->echo)))
+      return twine_failed("twine_factory_new_callbacks", status);
+  } else if ((status = twine_factory_new("echo", parameters, &host->echo))) {
+    return twine_failed("twine_factory_new", status);
+  }
   if (!(host->adopt_listener = listen_c(host, adopt_port, adopt_accept))) return 1;
   printf("adopt on 127.0.0.1:%d\n", bound_port(host->adopt_listener));
   twine_protocol_callbacks c_line = {.data_received = c_line_received, .framing = TWINE_FRAMING_LINES_LF};
@@ -314,12 +328,16 @@ static int setup(struct host *host, int c_port, int echo_port, int adopt_port, i
 
 int main(int argc, char **argv) {
   int c_port = 0, echo_port = 0, adopt_port = 0, c_line_port = 0, greeter_port = 0, heartbeat_ms = 1000;
-  int max_connections = 1000000, c_echo = 0;
+  int max_connections = 1000000, c_echo = 0, twine_c_echo = 0;
   int log_level = TWINE_LOG_WARNING;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(arg, "--c-echo")) {
       c_echo = 1;
+      continue;
+    }
+    if (!strcmp(arg, "--twine-c-echo")) {
+      twine_c_echo = 1;
       continue;
     }
     if (!value) usage();
@@ -358,8 +376,9 @@ int main(int argc, char **argv) {
   int fds_before = open_fds();
   struct host host = {0};
   if (!(host.base = event_base_new())) return fprintf(stderr, "host: event_base_new failed\n"), 1;
+  if (c_echo && twine_c_echo) usage();
   if (setup(&host, c_port, echo_port, adopt_port, c_line_port, greeter_port, heartbeat_ms, max_connections, c_echo,
-            log_level) == 0) {
+            twine_c_echo, log_level) == 0) {
     fflush(stdout);
     event_base_dispatch(host.base); /* the host's loop: Twine never runs or breaks it */
   } else {

@@ -7,14 +7,24 @@ final class ConnectionList {
   private(set) var count = 0
 
   /// True when each connection's fd is claimed in ``DescriptorClaims`` while it is listed
-  /// (a host's base, or once a socket was adopted).
-  var claimsDescriptors = false
+  /// (a host's base, or once a socket was adopted). Never turned off; turned on, it claims
+  /// the connections already listed, so every listed connection holds exactly one claim.
+  var claimsDescriptors = false {
+    didSet {
+      guard claimsDescriptors, !oldValue else { return }
+      var node = head
+      while let current = node {
+        DescriptorClaims.add(current.fd)
+        node = current.listNext
+      }
+    }
+  }
 
   /// True when no connection is open.
   var isEmpty: Bool { head == nil }
 
   func insert(_ connection: TCPConnection) {
-    if claimsDescriptors { _ = DescriptorClaims.claim(connection.fd) }
+    if claimsDescriptors { DescriptorClaims.add(connection.fd) }
     connection.listNext = head
     head?.listPrev = connection
     connection.listPrev = nil

@@ -21,6 +21,7 @@ extension Reactor {
   public func adoptStreamSocket(_ fd: Int32, factory: Factory) throws(TwineError) -> (any Transport)? {
     try admit("adoptStreamSocket")
     try claimForAdoption(fd)
+    defer { DescriptorClaims.release(fd) }  // the connection's own claim (ConnectionList) holds it from here
     let peer: SocketAddress
     do throws(SocketError) {
       var type: Int32 = 0
@@ -29,12 +30,10 @@ extension Reactor {
       peer = try Syscall.peerAddress(fd)  // ENOTCONN: listening, or not connected (yet)
       try Syscall.setNonBlocking(fd)
     } catch {
-      DescriptorClaims.release(fd)
       throw .cannotAdopt(fd: fd, cause: error)
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
-      DescriptorClaims.release(fd)
       try? Syscall.close(fd)
       return nil
     }
@@ -70,16 +69,15 @@ extension Reactor {
     let fd = bufferevent_getfd(bufferevent)
     guard fd >= 0 else { throw .cannotAdoptBufferevent("it has no socket") }
     try claimForAdoption(fd)
+    defer { DescriptorClaims.release(fd) }  // the connection's own claim (ConnectionList) holds it from here
     let peer: SocketAddress
     do throws(SocketError) {
       peer = try Syscall.peerAddress(fd)
     } catch {
-      DescriptorClaims.release(fd)
       throw .cannotAdoptBufferevent("its socket is not connected: \(error.message)")
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
-      DescriptorClaims.release(fd)
       bufferevent_free(bufferevent)
       return nil
     }
@@ -94,8 +92,8 @@ extension Reactor {
   /// Claims `fd` for a connection of this reactor; throws `EBUSY` when Twine owns it already.
   /// From now on this reactor's connections claim their fds (so a second adoption is refused).
   private func claimForAdoption(_ fd: Int32) throws(TwineError) {
-    connections.claimsDescriptors = true
-    guard fd >= 0, DescriptorClaims.claim(fd) else {
+    if !connections.claimsDescriptors { connections.claimsDescriptors = true }
+    guard fd >= 0, DescriptorClaims.claimIfFree(fd) else {
       throw .cannotAdopt(fd: fd, cause: fd < 0 ? .from(code: EBADF) : .from(code: EBUSY))
     }
   }

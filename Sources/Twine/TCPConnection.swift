@@ -120,7 +120,8 @@ final class TCPConnection: Transport, QueuedClosing {
     life.protocolHalfCloseable = proto is any HalfCloseable
     life.opened()
     if extras?.tlsStream == nil { try? Syscall.setOption(fd, Int32(IPPROTO_TCP), TCP_NODELAY, true) }  // TLS: at accept
-    reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)"])
+    // `port`: the local address, i.e. the listener that accepted it (asked of the socket only at debug level).
+    reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)", "port": "\(host)"])
     enterCallback()
     proto.makeConnection(self)
     leaveCallback()  // reading starts here: a protocol that greets and closes never reads

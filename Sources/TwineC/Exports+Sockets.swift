@@ -84,7 +84,8 @@ private func register(
     return fail(.libevent, "\(function): too many live listeners")
   }
   out = pointer
-  reactor.reactor.logger.info("listening", metadata: ["port": "\(port.address)"])
+  reactor.reactor.logger.info(
+    "listening", metadata: ["port": "\(port.address)", "factory": "\(factory.name)"])
   return ok
 }
 

@@ -222,8 +222,12 @@ def serve_and_stop(binary, asan):
               f"{len(arrivals)} heartbeats in {elapsed:.2f} s, largest gap {max(gaps):.3f} s")
         check(f"{name}: the C protocol answered while Twine was busy", middle_answer == b"C says: busy?\n",
               repr(middle_answer))
-        check(f"{name}: Twine's log lines reach the host's C callback",
-              "twine[debug]: connection made peer=127.0.0.1:" in host.stderr(), host.stderr()[-1000:])
+        check(f"{name}: Twine's log lines reach the host's C callback, naming the peer and the listening port",
+              re.search(rf"^twine\[debug\]: connection made peer=127\.0\.0\.1:\d+ port=127\.0\.0\.1:{host.echo_port}$",
+                        host.stderr(), re.M) is not None, host.stderr()[-1000:])
+        check(f"{name}: the listening line names port and factory",
+              re.search(r"^twine\[info\]: listening factory=callbacks port=127\.0\.0\.1:\d+$", host.stderr(), re.M)
+              is not None, host.stderr()[-1000:])
         with connect(host.adopt_port) as s:  # accepted by the host in C, handed over with twine_adopt_fd
             s.sendall(b"adopted")
             adopted = recv_exactly(s, 7)
@@ -262,6 +266,25 @@ def connection_limit(binary, asan):
               got_first == b"one" and refused == REFUSAL, repr((got_first, refused)))
         check(f"{name} --max-connections 1: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
         no_sanitizer_report(f"{name} --max-connections 1", host, asan)
+    finally:
+        host.kill()
+
+
+def twine_c_echo(binary, asan):
+    """--twine-c-echo: the echo port served by an echo written in C on Twine (the benchmark's third mode)."""
+    name = os.path.basename(binary)
+    host = Host(binary, ["--twine-c-echo"])
+    try:
+        if not check(f"{name} --twine-c-echo: starts", host.wait_ports(), host.stderr()[-2000:]):
+            return
+        message = bytes(range(256)) * 1024
+        with connect(host.echo_port) as s:
+            s.sendall(message)
+            got = recv_exactly(s, len(message))
+        check(f"{name} --twine-c-echo: the C-callback echo on Twine returns 256 KiB intact", got == message,
+              f"{len(got)} bytes")
+        check(f"{name} --twine-c-echo: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
+        no_sanitizer_report(f"{name} --twine-c-echo", host, asan)
     finally:
         host.kill()
 
@@ -324,23 +347,26 @@ def minimal(binary):
 
 
 def greeter(binary, prefix):
-    """The template's own Swift protocol, in libgreeter with Twine's C API, served by host-greeter."""
-    host = Host(binary, [])
-    try:
-        if not check("host-greeter: starts and prints the greeter's port", host.wait_ports() and host.greeter_port,
-                     host.stderr()[-2000:]):
-            return
-        with connect(host.greeter_port) as s:
-            s.sendall(b"world\n")
-            got = recv_exactly(s, len(b"hi, world!\n"))
-        check("host-greeter: the team's Swift protocol, registered by name, answers", got == b"hi, world!\n", repr(got))
-        with connect(host.echo_port) as s:
-            s.sendall(b"echo too")
-            got = recv_exactly(s, 8)
-        check("host-greeter: Twine's built-in echo is in the same library", got == b"echo too", repr(got))
-        check("host-greeter: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
-    finally:
-        host.kill()
+    """The template's own Swift protocol, in libgreeter with Twine's C API, served by host-greeter(-static)."""
+    for path in [binary, binary + "-static"]:
+        name = os.path.basename(path)
+        host = Host(path, [])
+        try:
+            if not check(f"{name}: starts and prints the greeter's port", host.wait_ports() and host.greeter_port,
+                         host.stderr()[-2000:]):
+                continue
+            with connect(host.greeter_port) as s:
+                s.sendall(b"world\n")
+                got = recv_exactly(s, len(b"hi, world!\n"))
+            check(f"{name}: the team's Swift protocol, registered by name, answers", got == b"hi, world!\n",
+                  repr(got))
+            with connect(host.echo_port) as s:
+                s.sendall(b"echo too")
+                got = recv_exactly(s, 8)
+            check(f"{name}: Twine's built-in echo is in the same library", got == b"echo too", repr(got))
+            check(f"{name}: SIGTERM, exit 0", host.stop() == 0, host.stderr()[-2000:])
+        finally:
+            host.kill()
     library = os.path.join(prefix, "lib", "libgreeter.so")
     out = subprocess.run(["nm", "-D", "--defined-only", library], capture_output=True, text=True, timeout=IO).stdout
     exported = [line.split()[-1] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1].isupper()]
@@ -440,6 +466,7 @@ def main():
         binary = os.path.join(args.bin, h)
         serve_and_stop(binary, args.asan)
         connection_limit(binary, args.asan)
+        twine_c_echo(binary, args.asan)
         setup_errors(binary, args.asan)
     if not args.asan:
         minimal(os.path.join(args.bin, "minimal"))

@@ -40,6 +40,14 @@ public struct AsyncReactor: Sendable {
     return try result.get()
   }
 
+  /// Runs `body` with the ``Twine/Reactor`` on its thread (at once when already there) and
+  /// returns what it returns: the way from async code to the callback API (`connectTCP`,
+  /// `callLater`, ...). Throws ``TwineError/reactorShutDown`` once the reactor has shut down.
+  public func withReactor<T: Sendable>(_ body: @escaping @Sendable (Reactor) throws -> T) async throws -> T {
+    let result: Result<T, any Error> = try await onLoop { reactor in Result { try body(reactor) } }
+    return try result.get()
+  }
+
   // MARK: Listening
 
   /// Listens on TCP `port` (0 picks a free one: read ``AsyncListener/address``) on `interface`

@@ -55,22 +55,14 @@ public struct AsyncReactor: Sendable {
   public func listen(tcp port: Int, interface: String = "", backlog: Int = 511) async throws(TwineError)
     -> AsyncListener
   {
-    try await onLoop { reactor throws(TwineError) in
-      try AsyncListener(executor: reactor.executor) { factory throws(TwineError) in
-        try reactor.listenTCP(port, factory: factory, backlog: backlog, interface: interface)
-      }
-    }
+    try await onLoop { reactor throws(TwineError) in try reactor.listen(tcp: port, interface: interface, backlog: backlog) }
   }
 
   /// Listens on the UNIX-domain socket `path` (permissions `mode`), as ``Twine/Reactor/listenUNIX(_:factory:mode:backlog:)`` does.
   public func listen(unix path: String, mode: mode_t = 0o666, backlog: Int = 511) async throws(TwineError)
     -> AsyncListener
   {
-    try await onLoop { reactor throws(TwineError) in
-      try AsyncListener(executor: reactor.executor) { factory throws(TwineError) in
-        try reactor.listenUNIX(path, factory: factory, mode: mode, backlog: backlog)
-      }
-    }
+    try await onLoop { reactor throws(TwineError) in try reactor.listen(unix: path, mode: mode, backlog: backlog) }
   }
 
   /// Listens on TCP `port` speaking TLS with `tls` (server options); each connection is
@@ -79,9 +71,7 @@ public struct AsyncReactor: Sendable {
     async throws(TwineError) -> AsyncListener
   {
     try await onLoop { reactor throws(TwineError) in
-      try AsyncListener(executor: reactor.executor) { factory throws(TwineError) in
-        try reactor.listenSSL(port, factory: factory, tls: tls, backlog: backlog, interface: interface)
-      }
+      try reactor.listen(tls: port, options: tls, interface: interface, backlog: backlog)
     }
   }
 

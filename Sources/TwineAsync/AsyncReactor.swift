@@ -55,7 +55,9 @@ public struct AsyncReactor: Sendable {
   public func listen(tcp port: Int, interface: String = "", backlog: Int = 511) async throws(TwineError)
     -> AsyncListener
   {
-    try await onLoop { reactor throws(TwineError) in try reactor.listen(tcp: port, interface: interface, backlog: backlog) }
+    try await onLoop { reactor throws(TwineError) in
+      try reactor.listen(tcp: port, interface: interface, backlog: backlog)
+    }
   }
 
   /// Listens on the UNIX-domain socket `path` (permissions `mode`), as ``Twine/Reactor/listenUNIX(_:factory:mode:backlog:)`` does.

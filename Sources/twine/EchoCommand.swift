@@ -63,7 +63,8 @@ struct EchoCommand: ParsableCommand {
     }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
     guard !useAsync || (!udp && rateLimit == nil && totalRateLimit == nil) else {
-      throw ValidationError("--async serves TCP, TLS and UNIX without rate limits (not --udp, --rate-limit, --total-rate-limit)")
+      throw ValidationError(
+        "--async serves TCP, TLS and UNIX without rate limits (not --udp, --rate-limit, --total-rate-limit)")
     }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }

@@ -57,7 +57,7 @@ let package = Package(
     .executableTarget(
       name: "twine",
       dependencies: [
-        "Twine", "TutorialServers", "TwineProtocols",
+        "Twine", "TutorialServers", "TwineProtocols", "TwineAsync",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],

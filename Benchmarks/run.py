@@ -54,7 +54,7 @@ VENV_PYTHON = os.path.join(HERE, ".venv", "bin", "python")
 TWISTED_SERVER = os.path.join(HERE, "twisted", "server.py")
 GREETING = "Hello This is HD's Test protocol\r\n"
 KEEP_HEADER = "## What each change bought"
-ALL_SERVERS = ["epoll", "libevent", "nio", "twisted", "twine", "twine-base"]
+ALL_SERVERS = ["epoll", "libevent", "nio", "twisted", "twine", "twine-async", "twine-base"]
 LABELS = {
     "chost-c": "C host, C bufferevent echo",
     "chost-twine": "C host, Twine echo (C API)",
@@ -64,6 +64,7 @@ LABELS = {
     "nio": "SwiftNIO",
     "twisted": "Twisted",
     "twine": "Twine",
+    "twine-async": "Twine, async API (echo --async)",
     "twine-base": "Twine, baseline build",
 }
 COLORS = {
@@ -72,6 +73,7 @@ COLORS = {
     "nio": "#f28e2b",
     "twisted": "#59a14f",
     "twine": "#e15759",
+    "twine-async": "#ff9da7",
     "twine-base": "#b07aa1",
 }
 # The TLS rows: servers that have a TLS echo (for epoll, the hand-written epoll + OpenSSL floor,
@@ -292,6 +294,11 @@ def server_argv(name, mode, twine):
         argv = [path, "--echo-port", "0", "--heartbeat-ms", "1000"]
         extra = {"chost-c": ["--c-echo"], "chost-twine-c": ["--twine-c-echo"]}.get(name, [])
         return argv + extra, None
+    if name == "twine-async":  # the same binary's async echo (TwineAsync); echo rows only
+        if mode != "echo":
+            return None, "twine echo --async serves echo only"
+        argv, why = server_argv("twine", mode, twine)
+        return (argv[:2] + ["--async"] + argv[2:] if argv else None), why
     if name == "twine-base":
         if not BASELINE["path"]:
             return None, "no --twine-baseline given"

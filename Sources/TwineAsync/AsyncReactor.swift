@@ -40,6 +40,14 @@ public struct AsyncReactor: Sendable {
     return try result.get()
   }
 
+  /// Runs `body` with the ``Twine/Reactor`` on its thread (at once when already there) and
+  /// returns what it returns: the way from async code to the callback API (`connectTCP`,
+  /// `callLater`, ...). Throws ``TwineError/reactorShutDown`` once the reactor has shut down.
+  public func withReactor<T: Sendable>(_ body: @escaping @Sendable (Reactor) throws -> T) async throws -> T {
+    let result: Result<T, any Error> = try await onLoop { reactor in Result { try body(reactor) } }
+    return try result.get()
+  }
+
   // MARK: Listening
 
   /// Listens on TCP `port` (0 picks a free one: read ``AsyncListener/address``) on `interface`
@@ -48,9 +56,7 @@ public struct AsyncReactor: Sendable {
     -> AsyncListener
   {
     try await onLoop { reactor throws(TwineError) in
-      try AsyncListener(executor: reactor.executor) { factory throws(TwineError) in
-        try reactor.listenTCP(port, factory: factory, backlog: backlog, interface: interface)
-      }
+      try reactor.listen(tcp: port, interface: interface, backlog: backlog)
     }
   }
 
@@ -58,11 +64,7 @@ public struct AsyncReactor: Sendable {
   public func listen(unix path: String, mode: mode_t = 0o666, backlog: Int = 511) async throws(TwineError)
     -> AsyncListener
   {
-    try await onLoop { reactor throws(TwineError) in
-      try AsyncListener(executor: reactor.executor) { factory throws(TwineError) in
-        try reactor.listenUNIX(path, factory: factory, mode: mode, backlog: backlog)
-      }
-    }
+    try await onLoop { reactor throws(TwineError) in try reactor.listen(unix: path, mode: mode, backlog: backlog) }
   }
 
   /// Listens on TCP `port` speaking TLS with `tls` (server options); each connection is
@@ -71,9 +73,7 @@ public struct AsyncReactor: Sendable {
     async throws(TwineError) -> AsyncListener
   {
     try await onLoop { reactor throws(TwineError) in
-      try AsyncListener(executor: reactor.executor) { factory throws(TwineError) in
-        try reactor.listenSSL(port, factory: factory, tls: tls, backlog: backlog, interface: interface)
-      }
+      try reactor.listen(tls: port, options: tls, interface: interface, backlog: backlog)
     }
   }
 

@@ -52,6 +52,8 @@ public final class Deferred<Value: Sendable>: Sendable {
         try await withUnsafeThrowingContinuation { continuation in
           let ready = state.withLock { state -> Result<Value, any Error>? in
             if let result = state.result { return result }
+            // Cancelled before this registration: the handler found no waiter to remove.
+            if Task.isCancelled { return .failure(CancellationError()) }
             state.waiters[id] = continuation
             return nil
           }

@@ -19,6 +19,9 @@ struct EchoCommand: ParsableCommand {
   @Flag(help: "Echo UDP datagrams, each back to its sender, instead of TCP connections.")
   var udp = false
 
+  @Flag(name: .customLong("async"), help: "Serve with the async API (TwineAsync) instead of callbacks.")
+  var useAsync = false
+
   @Option(help: "Listen on this UNIX-domain socket path instead of TCP (--port and --interface are ignored).")
   var unix: String?
 
@@ -59,6 +62,10 @@ struct EchoCommand: ParsableCommand {
       throw ValidationError("--max-handshakes must be at least 1, not \(maxHandshakes)")
     }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
+    guard !useAsync || (!udp && rateLimit == nil && totalRateLimit == nil) else {
+      throw ValidationError(
+        "--async serves TCP, TLS and UNIX without rate limits (not --udp, --rate-limit, --total-rate-limit)")
+    }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
     guard tlsKeyPasswordFile == nil || tlsKey != nil else {
@@ -73,6 +80,11 @@ struct EchoCommand: ParsableCommand {
 
   func run() throws {
     if udp { return try serveUDP(UDPEcho(), options) }
+    if useAsync {
+      return try serveAsyncEcho(
+        options, maxConnections: maxConnections, unix: unix, tls: try tlsOptions(),
+        maxHandshakes: maxHandshakes ?? maxConnections)
+    }
     if let unix { return try serveUNIX(streamFactory(), path: unix, options) }
     try serve(streamFactory(), options, tls: try tlsOptions(), maxHandshakes: maxHandshakes ?? maxConnections)
   }

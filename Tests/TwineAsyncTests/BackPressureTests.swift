@@ -1,8 +1,8 @@
 import Glibc
 import Testing
-@testable import TwineAsync
 
 @testable import Twine
+@testable import TwineAsync
 
 /// Back-pressure both ways, against a real peer on a thread of its own.
 @Suite(.serialized) struct BackPressureTests {

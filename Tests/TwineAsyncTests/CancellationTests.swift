@@ -1,8 +1,8 @@
 import Glibc
 import Testing
-@testable import TwineAsync
 
 @testable import Twine
+@testable import TwineAsync
 
 /// Cancelling the task that waits on a connection aborts it, once, with `.aborted`.
 @Suite(.serialized) struct CancellationTests {

@@ -1,0 +1,139 @@
+import Glibc
+import LoopbackTestSupport
+import Testing
+import TutorialServers
+
+@testable import Twine
+
+/// A blocking line client with a receive deadline.
+final class LineClient {
+  let fd: Int32
+  private var buffer: [UInt8] = []
+
+  init(port: Int) throws {
+    fd = try #require(connectBlocking(port))
+    var timeout = timeval(tv_sec: 20, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+  }
+
+  deinit { close(fd) }
+
+  func send(_ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+      var offset = 0
+      while offset < bytes.count {
+        let sent = Glibc.send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+        guard sent > 0 else { return }
+        offset += sent
+      }
+    }
+  }
+
+  /// The next line without its CRLF, or nil at EOF or after 20 s without one.
+  func line() -> String? {
+    while true {
+      if let end = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+        var line = Array(buffer[..<end])
+        buffer.removeFirst(end + 1)
+        if line.last == UInt8(ascii: "\r") { line.removeLast() }
+        return String(decoding: line, as: UTF8.self)
+      }
+      var chunk = [UInt8](repeating: 0, count: 4096)
+      let got = recv(fd, &chunk, chunk.count, 0)
+      guard got > 0 else { return nil }
+      buffer += chunk[..<got]
+    }
+  }
+
+  /// Lines until one satisfies `match` (returned with the lines before it), or nil.
+  func lines(until match: (String) -> Bool) -> [String]? {
+    var seen: [String] = []
+    while let line = line() {
+      seen.append(line)
+      if match(line) { return seen }
+    }
+    return nil
+  }
+}
+
+@Suite("Chat across reactors")
+struct ChatAcrossReactorsTests {
+  /// A chat of one room per reactor over a 3-reactor group, round robin (the k-th client
+  /// lands on the k-th reactor in turn).
+  static func chat() throws -> (ReactorGroup, Int, ConnectionCounters) {
+    let group = try ReactorGroup(threads: 3)
+    let hub = ChatHub(maxConnections: 100)
+    let counters = ConnectionCounters(stripes: group.count)
+    let port = try group.listenTCP(0, interface: "127.0.0.1", distribution: .roundRobin) { home in
+      ChatFactory(
+        hub: hub, post: { body in home.callFromThread { _ in body() } }, counters: counters.stripe(home.index))
+    }
+    return (group, port.address.port, counters)
+  }
+
+  @Test("3 clients on 3 reactors: nicks unique over all rooms, every line reaches the others, in order per sender")
+  func linesCrossReactors() throws {
+    let (group, port, counters) = try Self.chat()
+    defer {
+      group.stop()
+      group.run()
+    }
+    var users: [LineClient] = []
+    for number in 1...3 {
+      let user = try LineClient(port: port)
+      #expect(user.line() == "* welcome, guest-\(number); /nick NAME to rename, /quit to leave")
+      users.append(user)
+    }
+    #expect(counters.acceptedPerStripe == [1, 1, 1], "one user per reactor")
+    #expect(users[0].lines { $0 == "* guest-3 joined" } != nil, "joins cross reactors")
+
+    // Nicks are the hub's: a nick taken on one reactor is taken on all.
+    users[0].send("/nick alice\r\n")
+    #expect(users[0].line() == "* you are now alice")
+    users[1].send("/nick alice\r\n")
+    #expect(users[1].lines { $0.hasPrefix("!") }?.last == "! nick alice is taken")
+
+    let count = 200
+    users[0].send((0..<count).map { "a\($0)\r\n" }.joined())
+    users[1].send((0..<count).map { "b\($0)\r\n" }.joined())
+    func said(_ lines: [String], by nick: String) -> [String] {
+      lines.filter { $0.hasPrefix("<\(nick)> ") }.map { String($0.dropFirst(nick.count + 3)) }
+    }
+    var third: [String] = []
+    while said(third, by: "alice").count < count || said(third, by: "guest-2").count < count {
+      guard let line = users[2].line() else { break }
+      third.append(line)
+    }
+    #expect(said(third, by: "alice") == (0..<count).map { "a\($0)" })
+    #expect(said(third, by: "guest-2") == (0..<count).map { "b\($0)" })
+    let first = try #require(users[0].lines { $0 == "<guest-2> b\(count - 1)" })
+    #expect(said(first, by: "guest-2") == (0..<count).map { "b\($0)" })
+    #expect(said(first, by: "alice").isEmpty, "a sender does not hear itself")
+    let second = try #require(users[1].lines { $0 == "<alice> a\(count - 1)" })
+    #expect(said(second, by: "alice") == (0..<count).map { "a\($0)" })
+
+    // Leaving is told in every room.
+    users[2].send("/quit\r\n")
+    #expect(users[0].lines { $0 == "* guest-3 left" } != nil)
+    #expect(users[1].lines { $0 == "* guest-3 left" } != nil)
+  }
+
+  @Test("a line past the longest allowed drops its sender, whichever reactor it is on; the others are told")
+  func longLineAcrossReactors() throws {
+    let (group, port, _) = try Self.chat()
+    defer {
+      group.stop()
+      group.run()
+    }
+    let first = try LineClient(port: port)
+    _ = first.line()
+    let second = try LineClient(port: port)
+    _ = second.line()
+    #expect(first.lines { $0 == "* guest-2 joined" } != nil)
+    second.send(String(repeating: "x", count: 5000) + "\r\n")
+    #expect(second.lines { _ in false } == nil, "the sender is dropped (EOF)")
+    let told = try #require(first.lines { $0.hasPrefix("* guest-2 left") })
+    #expect(told.last?.hasPrefix("* guest-2 left") == true)
+  }
+}

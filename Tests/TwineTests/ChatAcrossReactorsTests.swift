@@ -5,6 +5,12 @@ import TutorialServers
 
 @testable import Twine
 
+/// True when `fd` has input waiting now.
+func pollReadable(_ fd: Int32) -> Bool {
+  var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+  return poll(&entry, 1, 0) == 1 && entry.revents & Int16(POLLIN) != 0
+}
+
 /// A blocking line client with a receive deadline.
 final class LineClient {
   let fd: Int32
@@ -57,19 +63,97 @@ final class LineClient {
   }
 }
 
+/// Each reactor's room, kept for the test; read only on its reactor (through `perform`).
+final class RoomShelf: @unchecked Sendable {
+  private var rooms: [Int: ChatFactory] = [:]
+  private let lock = NSLockish()
+  func put(_ room: ChatFactory, at index: Int) { lock.locked { rooms[index] = room } }
+  func room(_ index: Int) -> ChatFactory? { lock.locked { rooms[index] } }
+}
+
+/// A pthread mutex, for the shelf.
+final class NSLockish: @unchecked Sendable {
+  private var mutex = pthread_mutex_t()
+  init() { pthread_mutex_init(&mutex, nil) }
+  deinit { pthread_mutex_destroy(&mutex) }
+  func locked<T>(_ body: () -> T) -> T {
+    pthread_mutex_lock(&mutex)
+    defer { pthread_mutex_unlock(&mutex) }
+    return body()
+  }
+}
+
 @Suite("Chat across reactors")
 struct ChatAcrossReactorsTests {
   /// A chat of one room per reactor over a 3-reactor group, round robin (the k-th client
   /// lands on the k-th reactor in turn).
-  static func chat() throws -> (ReactorGroup, Int, ConnectionCounters) {
+  static func chat(maxPendingBytes: Int = 1 << 20, shelf: RoomShelf = RoomShelf()) throws
+    -> (ReactorGroup, Int, ConnectionCounters)
+  {
     let group = try ReactorGroup(threads: 3)
     let hub = ChatHub(maxConnections: 100)
     let counters = ConnectionCounters(stripes: group.count)
     let port = try group.listenTCP(0, interface: "127.0.0.1", distribution: .roundRobin) { home in
-      ChatFactory(
-        hub: hub, post: { body in home.callFromThread { _ in body() } }, counters: counters.stripe(home.index))
+      let room = ChatFactory(
+        maxPendingBytes: maxPendingBytes, hub: hub, post: { body in home.callFromThread { _ in body() } },
+        counters: counters.stripe(home.index))
+      shelf.put(room, at: home.index)
+      return room
     }
     return (group, port.address.port, counters)
+  }
+
+  @Test("a flooder is held back by a slow reader on another reactor, and read again once that reader catches up")
+  func slowReaderAcrossReactors() throws {
+    let shelf = RoomShelf()
+    let (group, port, _) = try Self.chat(maxPendingBytes: 64 << 10, shelf: shelf)
+    defer {
+      group.stop()
+      group.run()
+    }
+    // Round robin from 1: the flooder on reactor 1, the slow reader on reactor 2, a reader on 0.
+    let flooder = try LineClient(port: port)
+    _ = flooder.line()
+    let slow = try LineClient(port: port)
+    _ = slow.line()
+    let reader = try LineClient(port: port)
+    _ = reader.line()
+    #expect(flooder.lines { $0 == "* guest-3 joined" } != nil)
+    var small = 65536
+    setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int>.size))
+
+    func heldBack() -> Bool {
+      (try? group.reactors[1].perform { _ in shelf.room(1)?.users.first?.isHeldBack ?? false }) ?? false
+    }
+    // Flood without blocking until the flooder's room holds it back for the slow reader.
+    let line = Array((String(repeating: "f", count: 200) + "\r\n").utf8)
+    var sent = 0
+    let deadline = monotonicNow() + 30
+    var held = false
+    while !held && monotonicNow() < deadline {
+      let got = line.withUnsafeBytes { send(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+      if got == line.count {
+        sent += 1
+      } else {
+        usleep(1000)
+      }
+      if sent % 50 == 0 || got != line.count { held = heldBack() }
+      // The reader on reactor 0 keeps reading, so only the slow one backs up.
+      while case let ready = pollReadable(reader.fd), ready {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        _ = recv(reader.fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+      }
+    }
+    #expect(held, "held back for a reader on another reactor after \(sent) lines")
+    // The slow reader catches up: the flooder is read again.
+    var drained = 0
+    let release = monotonicNow() + 30
+    while heldBack() && monotonicNow() < release {
+      var chunk = [UInt8](repeating: 0, count: 65536)
+      let got = recv(slow.fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+      if got > 0 { drained += got } else { usleep(2000) }
+    }
+    #expect(!heldBack(), "read again once the reader drained (\(drained) bytes read)")
   }
 
   @Test("3 clients on 3 reactors: nicks unique over all rooms, every line reaches the others, in order per sender")

@@ -22,8 +22,8 @@ public final class ChatHub: Sendable {
     var nicks: Set<String> = []
     var guests = 0
   }
-  private let names = Mutex(Names())
-  private let doors = Mutex<[RoomDoor]>([])
+  private let names = LockedValue(Names())
+  private let doors = LockedValue<[RoomDoor]>([])
   private let lastUserID = Atomic<Int>(0)
 
   /// Makes a hub for rooms that serve at most `maxConnections` users together.

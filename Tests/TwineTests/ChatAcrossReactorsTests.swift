@@ -63,24 +63,11 @@ final class LineClient {
   }
 }
 
-/// Each reactor's room, kept for the test; read only on its reactor (through `perform`).
+/// Each reactor's room, kept for the test; a room is used only on its reactor (through `perform`).
 final class RoomShelf: @unchecked Sendable {
-  private var rooms: [Int: ChatFactory] = [:]
-  private let lock = NSLockish()
-  func put(_ room: ChatFactory, at index: Int) { lock.locked { rooms[index] = room } }
-  func room(_ index: Int) -> ChatFactory? { lock.locked { rooms[index] } }
-}
-
-/// A pthread mutex, for the shelf.
-final class NSLockish: @unchecked Sendable {
-  private var mutex = pthread_mutex_t()
-  init() { pthread_mutex_init(&mutex, nil) }
-  deinit { pthread_mutex_destroy(&mutex) }
-  func locked<T>(_ body: () -> T) -> T {
-    pthread_mutex_lock(&mutex)
-    defer { pthread_mutex_unlock(&mutex) }
-    return body()
-  }
+  private let rooms = LockedValue<[Int: ChatFactory]>([:])
+  func put(_ room: ChatFactory, at index: Int) { rooms.withLock { $0[index] = room } }
+  func room(_ index: Int) -> ChatFactory? { rooms.withLock { $0[index] } }
 }
 
 @Suite("Chat across reactors")
@@ -119,6 +106,8 @@ struct ChatAcrossReactorsTests {
     let reader = try LineClient(port: port)
     _ = reader.line()
     #expect(flooder.lines { $0 == "* guest-3 joined" } != nil)
+    // Non-blocking from here: the test floods and drains without ever blocking.
+    for fd in [flooder.fd, slow.fd, reader.fd] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
     var small = 65536
     setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int>.size))
 
@@ -131,7 +120,7 @@ struct ChatAcrossReactorsTests {
     let deadline = monotonicNow() + 30
     var held = false
     while !held && monotonicNow() < deadline {
-      let got = line.withUnsafeBytes { send(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+      let got = line.withUnsafeBytes { send(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
       if got == line.count {
         sent += 1
       } else {
@@ -141,7 +130,7 @@ struct ChatAcrossReactorsTests {
       // The reader on reactor 0 keeps reading, so only the slow one backs up.
       while case let ready = pollReadable(reader.fd), ready {
         var chunk = [UInt8](repeating: 0, count: 65536)
-        _ = recv(reader.fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+        _ = recv(reader.fd, &chunk, chunk.count, 0)
       }
     }
     #expect(held, "held back for a reader on another reactor after \(sent) lines")
@@ -150,7 +139,7 @@ struct ChatAcrossReactorsTests {
     let release = monotonicNow() + 30
     while heldBack() && monotonicNow() < release {
       var chunk = [UInt8](repeating: 0, count: 65536)
-      let got = recv(slow.fd, &chunk, chunk.count, Int32(MSG_DONTWAIT))
+      let got = recv(slow.fd, &chunk, chunk.count, 0)
       if got > 0 { drained += got } else { usleep(2000) }
     }
     #expect(!heldBack(), "read again once the reader drained (\(drained) bytes read)")

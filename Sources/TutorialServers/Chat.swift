@@ -33,12 +33,18 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   /// True while this user's input is held because it filled a backlogged user's queue.
   public var isHeldBack: Bool { !blockers.isEmpty }
 
+  /// This user's number, unique over every room of its hub (set when it joins).
+  public private(set) var userID = 0
+  /// True while this user holds one of the hub's slots (from its building until it leaves).
+  var holdsSlot = false
+
   /// Bytes written to this user's transport, so `written - pendingWriteCount` is what it has read.
   private var written = 0
-  /// While backlogged: bytes each sender put into this queue since it became backlogged.
-  private var sentWhileBacklogged: [ObjectIdentifier: Int] = [:]
-  /// The backlogged users whose queues this user filled; it is read again once this is empty.
-  private var blockers: Set<ObjectIdentifier> = []
+  /// While backlogged: bytes each sender (by ``userID``) put into this queue since it became backlogged.
+  private var sentWhileBacklogged: [Int: Int] = [:]
+  /// The backlogged users (by ``userID``, in any room) whose queues this user filled; it
+  /// is read again once this is empty.
+  private var blockers: Set<Int> = []
   private var stallCheck: (any ScheduledCall)?
   private var drainedAtCheck = 0
   private var lastProgress = 0.0
@@ -61,19 +67,21 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
     super.init()
   }
 
-  /// Joins the room (or refuses past ``ChatFactory/maxConnections``): greets, tells the
-  /// others, sets the output marks and starts the idle timeout.
+  // Built but never connected (its socket failed first): the slot still goes back.
+  deinit { if holdsSlot { room?.hub.slots.release() } }
+
+  /// Joins the room (``ChatFactory`` refused it already past ``ChatFactory/maxConnections``):
+  /// greets, tells the others, sets the output marks and starts the idle timeout.
   public override func connectionMade() {
     guard let room else {
       transport.loseConnection()
       return
     }
-    if refuseIfOver(maxConnections: room.maxConnections, message: CountingEcho.refusal + "\r\n") { return }
     maxLength = room.maxLineLength
     transport.writeBufferLimits = WriteBufferLimits(
       lowWater: room.resumeMark, highWater: room.pauseMark, hardLimit: room.maxPendingBytes)
     transport.registerProducer(OutputWatch(self))
-    nick = room.join(self)
+    (userID, nick) = room.join(self)
     tell("* welcome, \(nick); /nick NAME to rename, /quit to leave")
     room.broadcast("* \(nick) joined", from: self)
     if let idle = room.idleTimeout { setTimeout(idle) }
@@ -115,6 +123,10 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
     stallCheck?.cancel()
     lineCheck?.cancel()
     room?.leave(self, reason: reason, note: leaveNote)
+    if holdsSlot {
+      holdsSlot = false
+      room?.hub.slots.release()
+    }
   }
 
   /// Says why, then closes as ``TimeoutMixin`` does by default.
@@ -125,24 +137,38 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   /// Sends `line` (already cleaned) to this user, counting it against `sender` while
   /// this user is backlogged; holds `sender` back once it passed its allowance here.
   func deliver(_ line: [UInt8], from sender: ChatProtocol?) {
+    deliver(line, from: sender.map(ChatSender.local))
+  }
+
+  /// Sends `line` to this user; `sender` may be a user of another room (reactor), which the
+  /// room then holds back through that room's door.
+  func deliver(_ line: [UInt8], from sender: ChatSender?) {
     guard connected, !transport.disconnecting else { return }
     sendLine(line)
     written += line.count + delimiter.count
-    guard isBacklogged, connected, let sender, sender.connected, let room else { return }
-    let id = ObjectIdentifier(sender)
+    guard isBacklogged, connected, let sender, let room else { return }
+    let id: Int
+    switch sender {
+    case .local(let user):
+      guard user.connected else { return }
+      id = user.userID
+    case .remote(_, let user):
+      id = user
+    }
     let total = sentWhileBacklogged[id, default: 0] + line.count + delimiter.count
     sentWhileBacklogged[id] = total
-    if total > room.senderAllowance { sender.holdBack(for: self) }
+    if total > room.senderAllowance { room.holdBack(sender, for: userID) }
   }
 
-  /// Forgets what `sender` put into this queue (it left).
-  func forget(_ sender: ChatProtocol) {
-    sentWhileBacklogged[ObjectIdentifier(sender)] = nil
+  /// Forgets what the user numbered `sender` put into this queue (it left).
+  func forget(_ sender: Int) {
+    sentWhileBacklogged[sender] = nil
   }
 
-  /// `receiver` drained or left: reads this user again, from the loop, once nothing holds it back.
-  func release(from receiver: ChatProtocol) {
-    guard blockers.remove(ObjectIdentifier(receiver)) != nil, blockers.isEmpty, connected else { return }
+  /// The user numbered `receiver` drained or left: reads this user again, from the loop,
+  /// once nothing holds it back.
+  func release(from receiver: Int) {
+    guard blockers.remove(receiver) != nil, blockers.isEmpty, connected else { return }
     // From the loop, not inside the receiver's callback: delivering held lines writes to others.
     transport.scheduler.callLater(0) { [weak self] in
       guard let self, self.connected, self.blockers.isEmpty, self.isPaused else { return }
@@ -156,8 +182,10 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
 
   private func tell(_ text: String) { deliver(Array(text.utf8), from: self) }
 
-  private func holdBack(for receiver: ChatProtocol) {
-    blockers.insert(ObjectIdentifier(receiver))
+  /// Stops reading this user until the user numbered `receiver` (in any room) drains.
+  func holdBack(for receiver: Int) {
+    guard connected else { return }
+    blockers.insert(receiver)
     if !isPaused { pauseProducing() }
   }
 
@@ -179,7 +207,7 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
     sentWhileBacklogged = [:]
     stallCheck?.cancel()
     stallCheck = nil
-    room?.released(by: self)
+    room?.released(by: userID)
   }
 
   /// While backlogged: drops this user once it has read nothing for the stall timeout.
@@ -299,20 +327,26 @@ public final class ChatFactory: Factory {
   public let stallTimeout: Double
   /// Seconds a line may take from its first byte to its end before its sender is dropped, or nil for never.
   public let lineTimeout: Double?
-  /// Users served at once; the next is told ``CountingEcho/refusal`` and closed (default 1,000).
-  public let maxConnections: Int
+  /// Users served at once (over every room of the ``hub``); the next is told
+  /// ``CountingEcho/refusal`` and closed (default 1,000).
+  public var maxConnections: Int { hub.slots.limit }
+  /// What this room shares with the rooms of the same chat on other reactors (its own, alone).
+  public let hub: ChatHub
+  /// How the hub reaches this room.
+  private var door: RoomDoor!
   /// Seconds of silence after which a user is dropped, or nil for never.
   public let idleTimeout: Double?
 
   /// The users, in the order they joined.
   public private(set) var users: [ChatProtocol] = []
-  private var nicks: Set<String> = []
-  private var guests = 0
 
-  /// Makes a room with the given limits.
+  /// Makes a room with the given limits. With a `hub`, the room is one of several (one per
+  /// reactor) that make one chat: `post` runs a body on this room's reactor thread, the
+  /// hub's limit replaces `maxConnections`, and `counters` are usually a stripe of the chat's.
   public init(
     maxLineLength: Int = 4096, maxPendingBytes: Int = 1 << 20, idleTimeout: Double? = nil,
-    stallTimeout: Double = 10, lineTimeout: Double? = 30, maxConnections: Int = 1000
+    stallTimeout: Double = 10, lineTimeout: Double? = 30, maxConnections: Int = 1000,
+    hub: ChatHub? = nil, post: ChatHub.Post? = nil, counters: ConnectionCounters = ConnectionCounters()
   ) {
     self.maxLineLength = maxLineLength
     self.maxPendingBytes = max(1, maxPendingBytes)
@@ -321,14 +355,22 @@ public final class ChatFactory: Factory {
     senderAllowance = max(1, resumeMark)
     self.stallTimeout = stallTimeout
     self.lineTimeout = lineTimeout
-    self.maxConnections = maxConnections
     self.idleTimeout = idleTimeout
-    super.init(ChatProtocol.self)
+    self.hub = hub ?? ChatHub(maxConnections: maxConnections)
+    super.init(ChatProtocol.self, counters: counters)
+    door = self.hub.attach(self, post: post)
   }
 
-  /// A new user of this room, with this factory as its ``Protocol/factory``.
+  /// A new user of this room holding one of the hub's slots, with this factory as its
+  /// ``Protocol/factory``; with no slot free, a protocol that says ``CountingEcho/refusal`` and closes.
   public override func buildProtocol(_ peer: SocketAddress) -> Protocol? {
+    guard hub.slots.reserve() else {
+      let refusal = ChatRefusal()
+      refusal.factory = self
+      return refusal
+    }
     let user = ChatProtocol(room: self)
+    user.holdsSlot = true
     user.factory = self
     return user
   }
@@ -336,16 +378,10 @@ public final class ChatFactory: Factory {
   /// The nicks in use, in joining order.
   public var nicknames: [String] { users.map(\.nick) }
 
-  /// Adds `user`; returns its guest nick.
-  func join(_ user: ChatProtocol) -> String {
-    var nick: String
-    repeat {
-      guests += 1
-      nick = "guest-\(guests)"
-    } while nicks.contains(nick)
-    nicks.insert(nick)
+  /// Adds `user`; returns its number and guest nick.
+  func join(_ user: ChatProtocol) -> (Int, String) {
     users.append(user)
-    return nick
+    return (hub.newUserID(), hub.takeGuestNick())
   }
 
   /// Removes `user` and tells the others why (`note`, else the reason when it is not a
@@ -353,7 +389,7 @@ public final class ChatFactory: Factory {
   func leave(_ user: ChatProtocol, reason: CloseReason, note: String? = nil) {
     guard let index = users.firstIndex(where: { $0 === user }) else { return }
     users.remove(at: index)
-    nicks.remove(user.nick)
+    hub.drop(user.nick)
     let why: String
     switch (note, reason) {
     case (let note?, _): why = " \(note)"
@@ -362,14 +398,27 @@ public final class ChatFactory: Factory {
     case (nil, .timedOut): why = " (idle)"
     default: why = " (\(reason))"
     }
-    for other in users { other.forget(user) }
-    released(by: user)
+    let gone = user.userID
+    for other in users { other.forget(gone) }
+    hub.others(than: door) { room in room.users.forEach { $0.forget(gone) } }
+    released(by: gone)
     broadcast("* \(user.nick) left\(why)", from: user)
   }
 
-  /// `receiver` drained or left: every sender it held back may be read again.
-  func released(by receiver: ChatProtocol) {
+  /// The user numbered `receiver` drained or left: every sender it held back, in every room, may be read again.
+  func released(by receiver: Int) {
     for user in users { user.release(from: receiver) }
+    hub.others(than: door) { room in room.users.forEach { $0.release(from: receiver) } }
+  }
+
+  /// `receiver` (a user of this room) filled its queue past the allowance with `sender`'s
+  /// lines: stops reading `sender`, through its room's door when it is in another room.
+  func holdBack(_ sender: ChatSender, for receiver: Int) {
+    switch sender {
+    case .local(let user): user.holdBack(for: receiver)
+    case .remote(let room, let user):
+      hub.room(room) { room in room.users.first { $0.userID == user }?.holdBack(for: receiver) }
+    }
   }
 
   /// Gives `user` the nick `name`, or says why not; returns the old nick.
@@ -377,17 +426,21 @@ public final class ChatFactory: Factory {
     guard (1...Self.maxNickLength).contains(name.count) else { return .failure(.badLength) }
     guard Self.isNick(name) else { return .failure(.notPrintable) }
     let nick = String(decoding: name, as: UTF8.self)
-    guard nick == user.nick || !nicks.contains(nick) else { return .failure(.taken(nick)) }
-    let old = user.nick
-    nicks.remove(old)
-    nicks.insert(nick)
-    return .success(old)
+    guard hub.rename(user.nick, to: nick) else { return .failure(.taken(nick)) }
+    return .success(user.nick)
   }
 
-  /// Sends `line` to every user but `sender`. A user dropped meanwhile (too slow) is skipped.
+  /// Sends `line` to every user but `sender`, in this room and (through the hub) in every
+  /// other. A user dropped meanwhile (too slow) is skipped.
   public func broadcast(_ line: [UInt8], from sender: ChatProtocol?) {
     for user in users where user !== sender && user.connected {
       user.deliver(line, from: sender)
+    }
+    let origin = door.index
+    let senderID = sender?.userID
+    hub.others(than: door) { room in
+      let remote = senderID.map { ChatSender.remote(room: origin, user: $0) }
+      for user in room.users where user.connected { user.deliver(line, from: remote) }
     }
   }
 
@@ -416,5 +469,15 @@ extension ChatFactory {
   /// `value` seconds as text: `10`, or `0.5`.
   static func seconds(_ value: Double) -> String {
     value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(value)
+  }
+}
+
+/// Says ``CountingEcho/refusal`` to a user past ``ChatFactory/maxConnections``, counts it
+/// refused and closes; the room never sees it.
+private final class ChatRefusal: Protocol {
+  override func connectionMade() {
+    factory?.counters.noteRefused()
+    transport.write(CountingEcho.refusal + "\r\n")
+    transport.loseConnection()
   }
 }

@@ -30,7 +30,7 @@ public final class ReactorGroup: Sendable {
   public let reactors: [ReactorThread]
   private let cursor = Atomic<Int>(0)
   /// True once some caller took the threads to join them.
-  private let joined = Mutex(false)
+  private let joined = LockedValue(false)
 
   /// Starts `threads` reactors (0: one per core, ``coreCount``), each logging to `logger`
   /// with `reactor: INDEX` metadata. Throws when one cannot be made (the others stop again).

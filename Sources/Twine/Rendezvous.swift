@@ -1,10 +1,9 @@
 import Glibc
-import Synchronization
 
 /// One value handed from one thread to another that waits for it (a reactor group's
 /// synchronous calls into its reactors). Owns one POSIX semaphore.
 final class Rendezvous<Value: Sendable>: Sendable {
-  private let value = Mutex<Value?>(nil)
+  private let value = LockedValue<Value?>(nil)
   /// Allocated and destroyed here; `sem_post` and `sem_wait` are thread-safe.
   private nonisolated(unsafe) let semaphore: UnsafeMutablePointer<sem_t>
 

@@ -1,4 +1,3 @@
-import Synchronization
 import TwineCore
 
 /// The counts behind ``ConnectionLimitFactory``: connections open in total and per peer
@@ -20,7 +19,7 @@ public final class ConnectionLimits: Sendable {
     var open = 0
     var perPeer: [String: Int] = [:]
   }
-  private let counts = Mutex(Counts())
+  private let counts = LockedValue(Counts())
 
   /// Makes limits with nothing open yet.
   public init(maxConnections: Int? = nil, maxPerPeer: Int? = nil) {

@@ -9,6 +9,7 @@ struct ChatCommand: ParsableCommand {
   )
 
   @OptionGroup var options: ServerOptions
+  @OptionGroup var threading: ThreadOptions
 
   // `.unconditional`: `--line-timeout -1` is a value to refuse with its range, not a missing value.
 
@@ -59,6 +60,7 @@ struct ChatCommand: ParsableCommand {
   }
 
   func run() throws {
+    if threading.threads != 1 { return try runGroup() }
     let factory = ChatFactory(
       maxLineLength: maxLineLength, maxPendingBytes: maxPendingBytes,
       idleTimeout: idleTimeout > 0 ? idleTimeout : nil, stallTimeout: stallTimeout, lineTimeout: lineTimeout,

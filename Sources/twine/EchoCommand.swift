@@ -11,6 +11,7 @@ struct EchoCommand: ParsableCommand {
   )
 
   @OptionGroup var options: ServerOptions
+  @OptionGroup var threading: ThreadOptions
 
   // Numeric options parse `.unconditional`ly, so `-1` is read as a value and refused by `validate`.
   @Option(parsing: .unconditional, help: "Connections served at once, 1 or more; the next is refused.")
@@ -76,9 +77,11 @@ struct EchoCommand: ParsableCommand {
         throw ValidationError("\(flag) must be between 1 and \(Self.maxRate) bytes per second, not \(value)")
       }
     }
+    try validateThreads()
   }
 
   func run() throws {
+    if threading.threads != 1 { return try runGroup() }
     if udp { return try serveUDP(UDPEcho(), options) }
     if useAsync {
       return try serveAsyncEcho(
@@ -93,7 +96,7 @@ struct EchoCommand: ParsableCommand {
   static let maxRate = Int(Int32.max)
 
   /// The TLS options the flags ask for, with the pass phrase read from its file; nil for plain TCP.
-  private func tlsOptions() throws -> TLSOptions? {
+  func tlsOptions() throws -> TLSOptions? {
     guard let tlsCert, let tlsKey else { return nil }
     var tls = TLSOptions.server(certificateFile: tlsCert, privateKeyFile: tlsKey)
     if let file = tlsKeyPasswordFile {

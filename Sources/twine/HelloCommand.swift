@@ -10,8 +10,15 @@ struct HelloCommand: ParsableCommand {
   )
 
   @OptionGroup var options: ServerOptions
+  @OptionGroup var threading: ThreadOptions
 
   func run() throws {
+    if threading.threads != 1 {
+      let counters = ConnectionCounters(stripes: threading.count)
+      return try serveGroup(options, threads: threading.count, counters: counters) { home in
+        Factory(HelloHD.self, counters: counters.stripe(home.index))
+      }
+    }
     try serve(Factory(HelloHD.self), options)
   }
 }

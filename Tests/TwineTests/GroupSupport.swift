@@ -17,7 +17,7 @@ final class GroupStats: Sendable {
   /// Probes alive now (init minus deinit).
   let alive = Atomic<Int>(0)
   /// Each probe's close reasons, by probe number.
-  let reasons = Mutex<[Int: [CloseReason]]>([:])
+  let reasons = LockedValue<[Int: [CloseReason]]>([:])
   /// Probes numbered from 0.
   let numbers = Atomic<Int>(0)
 }

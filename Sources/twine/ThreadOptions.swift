@@ -1,0 +1,19 @@
+import ArgumentParser
+import Twine
+
+/// `--threads N`: how many reactors serve, each on its own thread (a ``ReactorGroup``).
+struct ThreadOptions: ParsableArguments {
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp(
+      "Reactors, each on its own thread with its own event loop (0: one per core); connections stay on the one that accepted them.",
+      valueName: "n"))
+  var threads: Int = 1
+
+  /// The number of reactors to start: `--threads`, or one per core for 0.
+  var count: Int { threads == 0 ? ReactorGroup.coreCount : threads }
+
+  func validate() throws {
+    guard threads >= 0 else { throw ValidationError("--threads must be 0 (one per core) or more, not \(threads)") }
+  }
+}

@@ -29,6 +29,7 @@ enum Status {
     case .badAddress, .borrowedBase, .cannotAdoptBufferevent, .tls: self = .invalid
     case .cannotAdopt(_, let cause): self = cause.code == EBADF ? .invalid : .socket
     case .libevent: self = .libevent
+    case .takeover: self = .socket
     case .reactorShutDown: self = .shutDown
     }
   }

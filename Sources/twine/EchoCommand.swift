@@ -59,6 +59,9 @@ struct EchoCommand: ParsableCommand {
       throw ValidationError("--max-handshakes must be at least 1, not \(maxHandshakes)")
     }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
+    guard !udp || (options.lifecycle.control == nil && options.lifecycle.takeover == nil) else {
+      throw ValidationError("--control and --takeover hand over stream sockets: not with --udp")
+    }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
     guard tlsKeyPasswordFile == nil || tlsKey != nil else {

@@ -85,7 +85,8 @@ struct CertificateRotationTests {
     #expect(rename(folder + "/second.key", key) == 0 && rename(second, certificate) == 0)
     _ = try ChildProcess.run("/bin/cp", [certificate, second])
     server.send(SIGHUP)
-    #expect(waitUntil(timeout: Timeouts.io) { server.stderrText.contains("certificate reloaded") }, "\(server.stderrText)")
+    #expect(
+      waitUntil(timeout: Timeouts.io) { server.stderrText.contains("certificate reloaded") }, "\(server.stderrText)")
     #expect(try Self.servedSubject(port: server.port, trusted: second) == "Peer certificate: CN = second")
 
     // A bad pair (the third certificate with the second's key) is refused; the second stays in use.

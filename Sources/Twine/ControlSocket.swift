@@ -20,8 +20,6 @@ public final class ControlSocket {
   /// More commands: the line `name` runs `commands[name]`, whose result goes back as one line.
   public var commands: [String: () -> String] = [:]
   private weak var reactor: Reactor?
-  /// The ports sent to a successor, until it asks for the drain.
-  fileprivate var handedOver: [ListeningPort] = []
 
   fileprivate init(reactor: Reactor, onTakeover: @escaping () -> Void) {
     self.reactor = reactor
@@ -31,30 +29,30 @@ public final class ControlSocket {
   /// Stops listening on the control path (its file is removed). Idempotent.
   public func stopListening() { port?.stopListening() }
 
-  /// Attaches the listening ports' sockets to a `sockets N` line sent on `connection`.
-  fileprivate func sendSockets(on connection: TCPConnection) -> String? {
-    guard let reactor else { return "error the server is stopping" }
+  /// Attaches the listening ports' sockets to a `sockets N` line sent on `connection`;
+  /// returns the ports sent, or the error line to answer.
+  fileprivate func sendSockets(on connection: TCPConnection) -> Result<[ListeningPort], ControlError> {
+    guard let reactor else { return .failure(ControlError("error the server is stopping")) }
     let ports = reactor.ports.values.filter { $0 !== port && $0.isListening }
       .sorted { $0.address.description < $1.address.description }
     let fds = ports.compactMap(\.fileDescriptor)
     guard !fds.isEmpty, fds.count <= FDPassing.maxFDs else {
-      return fds.isEmpty ? "error no listening sockets" : "error too many listening sockets (\(fds.count))"
+      return .failure(
+        ControlError(fds.isEmpty ? "error no listening sockets" : "error too many listening sockets (\(fds.count))"))
     }
     do throws(SocketError) {
       try FDPassing.send(connection.fd, Array("sockets \(fds.count)\n".utf8), fds: fds)
     } catch {
       reactor.logger.warning("cannot hand over the listening sockets", metadata: ["error": "\(error)"])
-      return "error \(error.message)"
+      return .failure(ControlError("error \(error.message)"))
     }
-    handedOver = ports
     reactor.logger.info("listening sockets sent to a successor", metadata: ["sockets": "\(fds.count)"])
-    return nil
+    return .success(ports)
   }
 
-  /// The successor holds the sockets: let go of the files, the control path, then drain.
-  fileprivate func handOver(_ transport: any Transport) {
-    for port in handedOver { port.socketFile = nil }  // the successor removes them now
-    handedOver = []
+  /// The successor holds `ports`: let go of their files, of the control path, then drain.
+  fileprivate func handOver(_ ports: [ListeningPort], _ transport: any Transport) {
+    for port in ports { port.socketFile = nil }  // the successor removes them now
     stopListening()
     transport.write(Array("draining\n".utf8))
     transport.loseConnection()
@@ -63,10 +61,18 @@ public final class ControlSocket {
   }
 }
 
+/// An error line a control command answers with.
+private struct ControlError: Error {
+  let line: String
+  init(_ line: String) { self.line = line }
+}
+
 /// One connection to the control socket: reads lines, answers each.
 private final class ControlProtocol: Protocol {
   private let control: ControlSocket
   private var line: [UInt8] = []
+  /// The ports this connection's peer received (`takeover`): only it may ask for the drain.
+  private var handedOver: [ListeningPort] = []
 
   init(_ control: ControlSocket) {
     self.control = control
@@ -103,10 +109,14 @@ private final class ControlProtocol: Protocol {
     switch command {
     case "takeover":
       guard let connection = transport as? TCPConnection else { return reply("error not a socket") }
-      if let failure = control.sendSockets(on: connection) { reply(failure) }
+      switch control.sendSockets(on: connection) {
+      case .success(let ports): handedOver = ports
+      case .failure(let error): reply(error.line)
+      }
     case "drain":
-      guard !control.handedOver.isEmpty else { return reply("error takeover first") }
-      control.handOver(transport)
+      guard !handedOver.isEmpty else { return reply("error takeover first") }
+      control.handOver(handedOver, transport)
+      handedOver = []
     default:
       guard let body = control.commands[command] else { return reply("error unknown command: \(command)") }
       reply(body())

@@ -147,6 +147,33 @@ struct TakeoverCommandTests {
     #expect(lstat(path, &info) != 0 && errno == ENOENT, "the new process removed the file it took over")
   }
 
+  @Test("the control socket drains only for the peer that took the sockets; other lines get an error line")
+  func drainNeedsTakeover() throws {
+    let folder = try Self.makeFolder()
+    defer { try? FileManager.default.removeItem(atPath: folder) }
+    let control = folder + "/control"
+    let server = try TwineServer(["echo", "--port", "0", "--control", control])
+    defer { server.kill() }
+    #expect(try CertificateRotationTests.control(control, "drain") == "error takeover first\n")
+    // A successor that took the sockets and went away: its grant goes with its connection.
+    let takeAndLeave = """
+      import socket, sys
+      s = socket.socket(socket.AF_UNIX)
+      s.connect(sys.argv[1])
+      s.sendall(b"takeover\\n")
+      text, fds, _, _ = socket.recv_fds(s, 100, 10)
+      print(text.decode().strip(), len(fds))
+      """
+    let took = try ChildProcess.run(try findProgram("python3"), ["-c", takeAndLeave, control])
+    #expect(String(decoding: took.stdout, as: UTF8.self) == "sockets 1 1\n", "\(took.stderr)")
+    #expect(try CertificateRotationTests.control(control, "drain") == "error takeover first\n")
+    #expect(try CertificateRotationTests.control(control, "restart") == "error unknown command: restart\n")
+    #expect(try CertificateRotationTests.control(control, "reload") == "reloaded nothing (no TLS listener)\n")
+    #expect(server.isRunning && !server.stderrText.contains("draining"), "stderr: \(server.stderrText)")
+    let client = try TCPClient.connect(port: server.port)
+    #expect(try client.echo("still serving") == "still serving")
+  }
+
   @Test("--takeover of a path where nothing answers exits 1 with one line")
   func nothingToTakeOver() throws {
     let folder = try Self.makeFolder()

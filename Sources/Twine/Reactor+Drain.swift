@@ -38,7 +38,7 @@ extension Reactor {
   /// Drains the reactor: closes every listening port at once (closed, not paused, so the
   /// kernel queues no more connections: new connects are refused from now on; connections
   /// still in a port's backlog are reset) and every UDP port, tells each open connection's
-  /// protocol (``Protocol/connectionDraining()``), waits until every connection has closed
+  /// protocol (`Protocol.connectionDraining()`), waits until every connection has closed
   /// or `timeout` seconds have passed, then closes the rest with `.reactorShutdown`
   /// (flushing what the kernel takes at once, then FIN) and calls `completion` from the loop.
   ///

@@ -17,10 +17,13 @@ let package = Package(
     .executable(name: "twine", targets: ["twine"]),
     // The C API (twine.h) as one static archive; `make install` links libtwine.so from it.
     .library(name: "TwineCAPI", type: .static, targets: ["TwineC"]),
+    // A reactor as a swift-service-lifecycle Service; a module of its own, so Twine does not depend on it.
+    .library(name: "TwineServiceLifecycle", targets: ["TwineServiceLifecycle"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
   ],
   targets: [
     .systemLibrary(
@@ -89,6 +92,21 @@ let package = Package(
       swiftSettings: strict),
     .testTarget(
       name: "PolicyTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "TutorialServers"],
+      swiftSettings: strict),
+    .target(
+      name: "TwineServiceLifecycle",
+      dependencies: [
+        "Twine", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
+      swiftSettings: strict),
+    .testTarget(
+      name: "TwineServiceLifecycleTests",
+      dependencies: [
+        "TwineServiceLifecycle", "Twine", "TutorialServers",
+        .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        .product(name: "Logging", package: "swift-log"),
+      ],
       swiftSettings: strict),
     .testTarget(
       name: "TwineProtocolsTests", dependencies: ["TwineProtocols", "TwineTesting", "Twine", "CLibevent"],

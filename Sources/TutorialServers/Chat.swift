@@ -129,6 +129,13 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
     }
   }
 
+  /// The server is draining: says so and leaves once what is queued has gone.
+  public override func connectionDraining() {
+    leaveNote = "(server shutting down)"
+    tell("* server shutting down, bye")
+    transport.loseConnection()
+  }
+
   /// Says why, then closes as ``TimeoutMixin`` does by default.
   public func timeoutConnection() {
     close(saying: "* idle for \(Int(timeout ?? 0)) s, bye", note: "(idle)")

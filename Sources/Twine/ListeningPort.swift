@@ -6,7 +6,7 @@ public final class ListeningPort {
   /// Weak: the reactor's shutdown stops every port it made (its gate makes none after), so
   /// a port outliving its reactor is already stopped and inert; the weak reference makes
   /// that a guarantee rather than a rule (nil inside the reactor's deinit, too).
-  private weak var reactor: Reactor?
+  private(set) weak var reactor: Reactor?
   private var listener: OpaquePointer?
   private var backoffTimer: OpaquePointer?
   /// The factory that builds a protocol per accepted connection.
@@ -14,8 +14,8 @@ public final class ListeningPort {
   /// The bound address; its port is the real one when 0 was asked for.
   public let address: SocketAddress
   private var warnedExhaustion = false
-  /// For a TLS port (`listenSSL`): the context its connections handshake with.
-  private let tls: TLSSetup?
+  /// For a TLS port (`listenSSL`): the context its connections handshake with (replaced by `reloadCertificate`).
+  var tls: TLSSetup?
   /// TLS handshakes in progress, against ``maxPendingHandshakes``.
   private let handshakes = HandshakeBudget(limit: 1024)
   /// A reactor group's acceptor: given each accepted plain socket first; true when it
@@ -39,8 +39,9 @@ public final class ListeningPort {
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
 
-  /// The UNIX-domain socket file this port made (removed when it stops), with its identity.
-  private let socketFile: SocketFile?
+  /// The UNIX-domain socket file this port made (removed when it stops), with its identity;
+  /// nil once handed over to a successor process (ControlSocket.swift).
+  var socketFile: SocketFile?
 
   /// Listens on TCP `port` of numeric `interface` (empty: every IPv4 interface); with
   /// `reusePort`, shares the port with other sockets that set `SO_REUSEPORT` (a reactor group).
@@ -132,6 +133,8 @@ public final class ListeningPort {
     isPaused = false
     resume()
   }
+  /// The listening socket's descriptor, until ``stopListening()`` closes it.
+  var fileDescriptor: Int32? { listener.map { evconnlistener_get_fd($0) } }
 
   /// Closes the listening socket (and removes a UNIX-domain socket's file). Open connections stay open. Idempotent.
   public func stopListening() {

@@ -57,6 +57,10 @@ public final class Reactor: Scheduler {
   private var stopRequested = false
   /// What SIGINT and SIGTERM do instead of ``stop()`` (a reactor group stops all its reactors).
   var onStopSignal: (() -> Void)?
+  /// The drain in progress, if any (Reactor+Drain.swift).
+  var draining: Drain?
+  /// Handlers of ``handleSignal(_:_:)`` (Reactor+Signals.swift), kept while their events are registered.
+  var signalHandlers: [SignalHandler] = []
 
   /// Makes a reactor with its own `event_base`. SIGPIPE is ignored from now on.
   public convenience init(logger: Logger = Logger(label: "twine")) throws(TwineError) {
@@ -197,6 +201,8 @@ public final class Reactor: Scheduler {
     for call in Array(delayedCalls.values) { call.cancel() }
     for event in signalEvents { event_free(event) }
     signalEvents = []
+    signalHandlers = []
+    draining = nil
     threadCaller.close()
     // A freed bufferevent closes its socket in a libevent finalizer, which runs from the
     // loop: run it now, so peers see the close even if this reactor object lives on.

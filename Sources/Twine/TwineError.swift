@@ -22,6 +22,10 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   case cannotAdopt(fd: Int32, cause: SocketError)
   /// A bufferevent could not be adopted; the text says why. The caller still owns it.
   case cannotAdoptBufferevent(String)
+  /// Taking over a running server's listening sockets failed (its control socket cannot
+  /// be reached or answered with an error, a socket could not be served); the text says
+  /// which. Nothing was taken over: the old server keeps serving.
+  case takeover(String)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -37,6 +41,7 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .borrowedBase(let what): return "not allowed on a reactor over a host's event_base: \(what)"
     case .cannotAdopt(let fd, let cause): return "cannot adopt fd \(fd): \(cause.message)"
     case .cannotAdoptBufferevent(let why): return "cannot adopt the bufferevent: \(why)"
+    case .takeover(let why): return "takeover failed: \(why)"
     }
   }
 }

@@ -30,6 +30,7 @@ enum Status {
     case .badAddress, .borrowedBase, .cannotAdoptBufferevent, .tls: self = .invalid
     case .cannotAdopt(_, let cause): self = cause.code == EBADF ? .invalid : cause.code == EBUSY ? .busy : .socket
     case .libevent: self = .libevent
+    case .takeover: self = .socket
     case .reactorShutDown: self = .shutDown
     }
   }

@@ -52,4 +52,11 @@ open class Protocol {
 
   /// The connection is closed, for the given reason. Called exactly once.
   open func connectionLost(_ reason: CloseReason) {}
+
+  /// The server is draining (`Reactor.drain`): it accepts no new connections and closes
+  /// this one with `.reactorShutdown` at the drain's deadline. Finish the request in
+  /// progress and close (`transport.loseConnection()`), or say goodbye; the default does
+  /// nothing, and the connection ends when the peer closes it or at the deadline.
+  /// Called at most once, between ``connectionMade()`` and ``connectionLost(_:)``.
+  open func connectionDraining() {}
 }

@@ -27,6 +27,9 @@ open class ProtocolWrapper: Protocol, Transport, HalfCloseable {
   /// Passes the bytes up.
   open override func dataReceived(_ data: RawSpan) { wrapped.dataReceived(data) }
 
+  /// Passes the drain up: the wrapped protocol decides how to finish.
+  open override func connectionDraining() { wrapped?.connectionDraining() }
+
   /// Passes the end up, then lets go of the wrapped protocol (it holds this wrapper as
   /// its transport: keeping both would be a cycle).
   open override func connectionLost(_ reason: CloseReason) {

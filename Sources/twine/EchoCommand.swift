@@ -67,6 +67,9 @@ struct EchoCommand: ParsableCommand {
       throw ValidationError(
         "--async serves TCP, TLS and UNIX without rate limits (not --udp, --rate-limit, --total-rate-limit)")
     }
+    guard !udp || (options.lifecycle.control == nil && options.lifecycle.takeover == nil) else {
+      throw ValidationError("--control and --takeover hand over stream sockets: not with --udp")
+    }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
     guard tlsKeyPasswordFile == nil || tlsKey != nil else {

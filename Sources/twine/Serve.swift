@@ -3,23 +3,25 @@ import Glibc
 import Logging
 import Twine
 
-/// Makes a reactor that stops on SIGINT and SIGTERM (SIGHUP is ignored), lets `listen` open its port (it
-/// returns the address to announce), prints `listening on ADDRESS`, and runs until a
-/// signal; then closes everything, logs `stopped` with `summary()`'s fields and returns
-/// (exit 0). Any error is one line on stderr and exit 1.
+/// Makes a reactor that stops on SIGINT, drains on SIGTERM and reloads certificates on SIGHUP
+/// (Lifecycle.swift), lets `listen` open its port (it returns the address to announce; several
+/// lines after a takeover), prints `listening on ADDRESS`, opens the `--control` socket, and
+/// runs until a signal or a drain ends; then closes everything, logs `stopped` with `summary()`'s
+/// fields and returns (exit 0). Any error is one line on stderr and exit 1.
 func serve(
   _ options: ServerOptions, listen: (Reactor) throws -> String, summary: () -> Logger.Metadata
 ) throws {
   // A closed terminal or a `kill -HUP` must not kill the server (nor leave a UNIX socket
-  // file behind); a later release gives SIGHUP a meaning (reloading certificates).
+  // file behind) before its handler (a certificate reload) is installed.
   signal(SIGHUP, SIG_IGN)
   var logger = Logger(label: "twine") { StreamLogHandler.standardError(label: $0) }
   logger.logLevel = options.logLevel
   do {
     let reactor = try Reactor(logger: logger)
-    try reactor.installSignalHandlers()
+    try options.lifecycle.installSignals(on: reactor)
     print("listening on \(try listen(reactor))")
     fflush(nil)  // the test harness and scripts wait for this line
+    try options.lifecycle.openControl(on: reactor)
     reactor.run()
     logger.info("stopped", metadata: summary())
   } catch {
@@ -32,6 +34,9 @@ func serve(
 /// handshakes in progress at once).
 func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil, maxHandshakes: Int = 1024) throws {
   try serve(options) { reactor in
+    if let taken = try options.lifecycle.takeOver(reactor, factory: factory, tls: tls, maxHandshakes: maxHandshakes) {
+      return taken
+    }
     guard let tls else {
       return try reactor.listenTCP(options.port, factory: factory, interface: options.interface).address.description
     }

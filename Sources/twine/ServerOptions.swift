@@ -14,6 +14,9 @@ struct ServerOptions: ParsableArguments {
   @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
   var logLevel: Logger.Level = .info
 
+  /// --drain-timeout, --control, --takeover (LifecycleOptions.swift).
+  @OptionGroup var lifecycle: LifecycleOptions
+
   func validate() throws {
     guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
   }

@@ -5,12 +5,15 @@ import Testing
   import Glibc
 #endif
 
-/// SIGHUP (a closed terminal, `kill -HUP`) is ignored; the UNIX socket file goes on every clean exit.
+/// SIGHUP (a closed terminal, `kill -HUP`) only reloads TLS certificates (CertificateRotationTests): without
+/// TLS it changes nothing; the UNIX socket file goes on every clean exit.
 @Suite("twine and SIGHUP")
 struct SIGHUPTests {
-  @Test("SIGHUP is ignored: the server keeps serving; SIGTERM still exits 0", arguments: ["echo", "hello", "chat"])
+  @Test(
+    "SIGHUP without TLS changes nothing: the server keeps serving; SIGTERM still exits 0",
+    arguments: ["echo", "hello", "chat"])
   func ignored(command: String) throws {
-    let server = try TwineServer([command, "--port", "0"])
+    let server = try TwineServer([command, "--port", "0", "--drain-timeout", "0"])
     defer { server.kill() }
     server.send(SIGHUP)
     server.send(SIGHUP)

@@ -18,9 +18,11 @@ struct ShutdownTests {
     #expect(server.stderrText.contains("stopped"), "stderr: \(server.stderrText)")
   }
 
-  @Test("echo exits 0 on the signal and a connected client sees its connection closed", arguments: [SIGINT, SIGTERM])
+  @Test(
+    "echo exits 0 on SIGINT, or SIGTERM with --drain-timeout 0, and a connected client sees its connection closed",
+    arguments: [SIGINT, SIGTERM])
   func connectedClientIsClosed(signal: Int32) throws {
-    let server = try TwineServer(["echo", "--port", "0"])
+    let server = try TwineServer(["echo", "--port", "0", "--drain-timeout", "0"])
     defer { server.kill() }
     let idle = try TCPClient.connect(port: server.port)
     #expect(try idle.echo("still here?") == "still here?")  // accepted and served

@@ -33,6 +33,12 @@ public final class ListeningPort {
   /// Connections closed because ``maxPendingHandshakes`` were already in progress.
   public var refusedHandshakes: Int { handshakes.refused }
 
+  /// TLS handshakes on this port that failed (or timed out) before the connection got a protocol.
+  public var failedHandshakes: Int { handshakes.failed }
+
+  /// This port's own counts (its factory's ``Factory/counters`` add up every port's connections).
+  public let stats = ListenerStats()
+
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
 
@@ -128,6 +134,7 @@ public final class ListeningPort {
   private func accepted(_ fd: Int32, _ sa: UnsafeMutablePointer<sockaddr>, _ length: Int) {
     guard let reactor else { return Self.closeIgnoringErrors(fd) }
     warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
+    stats.accepted += 1
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
     if let tls {  // the protocol is built after the handshake
       guard handshakes.take() else {
@@ -143,6 +150,7 @@ public final class ListeningPort {
     }
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
+      stats.refused += 1
       Self.closeIgnoringErrors(fd)
       return
     }
@@ -156,6 +164,7 @@ public final class ListeningPort {
   private func acceptFailed() {
     let code = twine_socket_error()  // libevent's accept failed: its errno, read before anything else runs
     guard let listener, let reactor else { return }
+    stats.acceptErrors += 1
     if !warnedExhaustion {
       warnedExhaustion = true
       reactor.logger.warning(

@@ -22,6 +22,9 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   case cannotAdopt(fd: Int32, cause: SocketError)
   /// A bufferevent could not be adopted; the text says why. The caller still owns it.
   case cannotAdoptBufferevent(String)
+  /// An endpoint cannot be served as asked (a UDP endpoint given a factory, a systemd socket
+  /// that was not passed); the text says why.
+  case badEndpoint(String)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -37,6 +40,7 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .borrowedBase(let what): return "not allowed on a reactor over a host's event_base: \(what)"
     case .cannotAdopt(let fd, let cause): return "cannot adopt fd \(fd): \(cause.message)"
     case .cannotAdoptBufferevent(let why): return "cannot adopt the bufferevent: \(why)"
+    case .badEndpoint(let why): return "cannot serve the endpoint: \(why)"
     }
   }
 }

@@ -9,6 +9,9 @@ public final class ConnectionCounters: Sendable {
   private let refusedCount = Atomic<Int>(0)
   private let bytesInCount = Atomic<Int>(0)
   private let bytesOutCount = Atomic<Int>(0)
+  private let overflowCount = Atomic<Int>(0)
+  private let timedOutCount = Atomic<Int>(0)
+  private let handshakeFailureCount = Atomic<Int>(0)
 
   /// Makes a set of counters, all zero.
   public init() {}
@@ -23,6 +26,22 @@ public final class ConnectionCounters: Sendable {
   public var bytesIn: Int { bytesInCount.load(ordering: .relaxed) }
   /// Bytes written by all connections' protocols.
   public var bytesOut: Int { bytesOutCount.load(ordering: .relaxed) }
+
+  /// Connections aborted because their queued output passed the hard limit (``CloseReason/bufferOverflow``).
+  public var abortedForOverflow: Int { overflowCount.load(ordering: .relaxed) }
+  /// Connections (or TLS handshakes) closed because a timeout expired (``CloseReason/timedOut``).
+  public var timedOut: Int { timedOutCount.load(ordering: .relaxed) }
+  /// TLS server handshakes that failed (the connection never got a protocol).
+  public var tlsHandshakeFailures: Int { handshakeFailureCount.load(ordering: .relaxed) }
+
+  /// A connection was aborted for output past its hard limit.
+  public func noteOverflowAbort() { overflowCount.add(1, ordering: .relaxed) }
+
+  /// A connection closed because a timeout expired.
+  public func noteTimedOut() { timedOutCount.add(1, ordering: .relaxed) }
+
+  /// A TLS server handshake failed.
+  public func noteHandshakeFailed() { handshakeFailureCount.add(1, ordering: .relaxed) }
 
   /// A transport got a protocol: one more accepted and live connection.
   public func noteOpened() {

@@ -59,6 +59,9 @@ struct EchoCommand: ParsableCommand {
       throw ValidationError("--max-handshakes must be at least 1, not \(maxHandshakes)")
     }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
+    guard options.listen.isEmpty || (!udp && unix == nil && tlsCert == nil) else {
+      throw ValidationError("--listen replaces --udp, --unix and --tls-cert (use udp:, unix: or ssl: endpoints)")
+    }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
     guard tlsKeyPasswordFile == nil || tlsKey != nil else {
@@ -72,6 +75,7 @@ struct EchoCommand: ParsableCommand {
   }
 
   func run() throws {
+    if !options.listen.isEmpty { return try serveEndpoints(streamFactory(), options, datagram: { UDPEcho() }) }
     if udp { return try serveUDP(UDPEcho(), options) }
     if let unix { return try serveUNIX(streamFactory(), path: unix, options) }
     try serve(streamFactory(), options, tls: try tlsOptions(), maxHandshakes: maxHandshakes ?? maxConnections)

@@ -19,6 +19,7 @@ func serve(
     let reactor = try Reactor(logger: logger)
     try reactor.installSignalHandlers()
     print("listening on \(try listen(reactor))")
+    if let port = options.metrics { print("metrics on \(try serveMetrics(reactor, port: port))") }
     fflush(nil)  // the test harness and scripts wait for this line
     reactor.run()
     logger.info("stopped", metadata: summary())
@@ -31,6 +32,7 @@ func serve(
 /// Serves `factory` on TCP as `options` say (over TLS with `tls`, at most `maxHandshakes`
 /// handshakes in progress at once).
 func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil, maxHandshakes: Int = 1024) throws {
+  if !options.listen.isEmpty { return try serveEndpoints(factory, options) }
   try serve(options) { reactor in
     guard let tls else {
       return try reactor.listenTCP(options.port, factory: factory, interface: options.interface).address.description

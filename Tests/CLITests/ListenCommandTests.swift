@@ -105,6 +105,7 @@ struct ListenCommandTests {
     // The wrong domain is refused with a clear error.
     let wrong = try ChildProcess(
       python, ["-c", Self.socketActivation, twine, "echo", "--listen", "systemd:domain=UNIX:index=0"])
+    defer { wrong.kill() }
     #expect(wrong.waitForExit() == .exited(1))
     #expect(wrong.stderrText.contains("is not an UNIX socket"), "\(wrong.stderrText)")
   }

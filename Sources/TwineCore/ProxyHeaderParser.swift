@@ -1,7 +1,7 @@
 /// Reads a PROXY protocol header (HAProxy's proxy-protocol.txt, versions 1 and 2) from the
 /// first bytes of a connection, however they are split across reads.
 ///
-/// Feed each read to ``parse(_:)-(RawSpan)`` until it returns something other than
+/// Feed each read to `parse(_:)` until it returns something other than
 /// ``Result/needMore``; the parser is spent after that. It holds at most ``maxLength``
 /// bytes: a version 1 line longer than 107 bytes, or a version 2 header longer than
 /// ``maxLength``, is ``Result/invalid(_:)`` as soon as that is known, and so is a first
@@ -14,7 +14,7 @@
 /// }
 /// ```
 public struct ProxyHeaderParser: Sendable {
-  /// What ``parse(_:)-(RawSpan)`` found so far.
+  /// What `parse(_:)` found so far.
   public enum Result: Sendable, Hashable {
     /// The header is not complete yet: feed the next read.
     case needMore

@@ -20,7 +20,7 @@ import Twine
 /// ```
 ///
 /// Names (prefix `twine_`; counters end in `_total`), with the dimension `factory` (the
-/// name given, or the factory's type) or `listener` (the port's address):
+/// name given, or the factory's class; a plain `Factory`'s protocol class) or `listener` (the port's address):
 /// `connections_live`, `connections_accepted_total`, `connections_refused_total`,
 /// `bytes_received_total`, `bytes_sent_total`, `connections_aborted_overflow_total`,
 /// `connections_timed_out_total`, `tls_handshake_failures_total` per factory;
@@ -52,7 +52,10 @@ public final class ReactorMetrics {
     guard !factories.contains(where: { $0.counters === counters }) else { return }
     var shown = factory
     if let wrapper = factory as? ProxyProtocolFactory { shown = wrapper.wrapped }
-    factories.append(FactoryWatch(counters, name: name ?? String(describing: type(of: shown))))
+    // A plain Factory is named after the protocol it builds; a subclass after itself.
+    let named =
+      type(of: shown) == Factory.self ? String(describing: shown.protocolType) : String(describing: type(of: shown))
+    factories.append(FactoryWatch(counters, name: name ?? named))
   }
 
   /// Publishes `port`'s own counts under `name` (default: its address), and its factory's.

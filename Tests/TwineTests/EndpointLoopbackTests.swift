@@ -99,6 +99,23 @@ struct EndpointLoopbackTests {
     reactor.shutdown()
   }
 
+  @Test("a plaintext peer on an ssl endpoint counts one failed handshake, on the port and on the factory")
+  func failedHandshakeCounted() throws {
+    let reactor = try Reactor()
+    let pair = TestCertificates.localhost
+    let factory = Factory(Echo.self)
+    let port = try reactor.listen(
+      "ssl:0:privateKey=\(pair.key):certKey=\(pair.certificate):interface=127.0.0.1", factory: factory)
+    let client = try Self.exchange(
+      reactor, "tcp:127.0.0.1:\(port.address.port)", Array("not TLS at all\r\n\r\n".utf8), expecting: 1)
+    #expect(client.lostReason != nil)
+    runUntil(reactor) { port.failedHandshakes == 1 }
+    #expect(factory.counters.tlsHandshakeFailures == 1)
+    #expect(factory.counters.accepted == 0)
+    #expect(port.stats.accepted == 1)
+    reactor.shutdown()
+  }
+
   @Test("a udp endpoint serves the UDP echo; a stream endpoint refuses a datagram protocol and vice versa")
   func udpKind() throws {
     let reactor = try Reactor()

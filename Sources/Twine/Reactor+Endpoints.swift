@@ -25,11 +25,8 @@ extension Reactor {
     case .unix(let path, let mode, let backlog):
       return try listenUNIX(path, factory: factory, mode: mode_t(mode), backlog: backlog)
     case .ssl(let port, let interface, let backlog, let key, let certificate, let chain):
-      guard chain == nil else {
-        throw .badEndpoint(
-          "extraCertChain is not supported yet: put the chain after the certificate in the certKey file")
-      }
-      let tls = TLSOptions.server(certificateFile: certificate, privateKeyFile: key)
+      var tls = TLSOptions.server(certificateFile: certificate, privateKeyFile: key)
+      tls.extraCertificateChainFile = chain
       return try listenSSL(port, factory: factory, tls: tls, backlog: backlog, interface: interface)
     case .udp:
       throw .badEndpoint("\(endpoint) is a UDP endpoint: serve it with listen(_:protocol:)")

@@ -250,3 +250,60 @@ extension TrickleClient {
   /// Writes the pieces queued since the connection was made.
   func connectionMadeAgain() { connectionMade() }
 }
+
+/// A root CA, an intermediate CA it signed, and a `localhost` leaf the intermediate signed,
+/// made with the `openssl` CLI in `folder` (root.crt, mid.crt, leaf.crt, leaf.key).
+func makeCertificateChain(in folder: String) throws {
+  let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+  let script = """
+    set -e
+    cd "$1"
+    openssl req -x509 \(ec) -keyout root.key -out root.crt -days 2 -subj /CN=twine-root \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    openssl req \(ec) -keyout mid.key -out mid.csr -subj /CN=twine-intermediate
+    printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' > mid.ext
+    openssl x509 -req -in mid.csr -CA root.crt -CAkey root.key -CAcreateserial -out mid.crt -days 2 -extfile mid.ext
+    openssl req \(ec) -keyout leaf.key -out leaf.csr -subj /CN=localhost
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > leaf.ext
+    openssl x509 -req -in leaf.csr -CA mid.crt -CAkey mid.key -CAcreateserial -out leaf.crt -days 2 -extfile leaf.ext
+    """
+  var actions = posix_spawn_file_actions_t()
+  posix_spawn_file_actions_init(&actions)
+  defer { posix_spawn_file_actions_destroy(&actions) }
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+  let arguments = ["/bin/sh", "-c", script, "sh", folder]
+  let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+  defer { for arg in argv { free(arg) } }
+  var child: pid_t = 0
+  guard posix_spawn(&child, "/bin/sh", &actions, nil, argv, environ) == 0 else {
+    throw SocketError(code: errno, message: "cannot run /bin/sh")
+  }
+  var status: Int32 = 0
+  while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+  guard status == 0 else { throw SocketError(code: status, message: "openssl failed making the chain") }
+}
+
+extension EndpointLoopbackTests {
+  @Test("ssl:…:extraCertChain= sends the intermediate: a client trusting only the root connects, and not without it")
+  func extraCertChain() throws {
+    let folder = try SocketFolder()
+    try makeCertificateChain(in: folder.path)
+    let reactor = try Reactor()
+    let base = "ssl:0:privateKey=\(folder.file("leaf.key")):certKey=\(folder.file("leaf.crt")):interface=127.0.0.1"
+    let chained = try reactor.listen(base + ":extraCertChain=\(folder.file("mid.crt"))", factory: Factory(Echo.self))
+    let bare = try reactor.listen(base, factory: Factory(Echo.self))
+    let trust = ":caCertsFile=\(folder.file("root.crt"))"
+    let client = try Self.exchange(
+      reactor, "ssl:localhost:\(chained.address.port)" + trust, Array("chained".utf8), expecting: 7)
+    #expect(client.received == Array("chained".utf8))
+    let maker = ClientMaker()
+    try reactor.connect(ClientEndpoint("ssl:localhost:\(bare.address.port)" + trust), factory: maker)
+    runUntil(reactor) { !maker.failed.isEmpty }
+    #expect(maker.failed.first?.tlsText?.contains("certificate verify failed") == true, "\(maker.failed)")
+    #expect(throws: TwineError.self) {
+      try reactor.listen(base + ":extraCertChain=\(folder.file("nothing.pem"))", factory: Factory(Echo.self))
+    }
+    reactor.shutdown()
+  }
+}

@@ -1,4 +1,4 @@
-/// What one ``ListeningPort`` saw, apart from its factory's ``ConnectionCounters`` (which
+/// What one ``ListeningPort`` saw, apart from its factory's `ConnectionCounters` (which
 /// add up every port the factory serves). Read and written on the reactor's thread only.
 public final class ListenerStats {
   /// Sockets accepted (TLS ones before their handshake).

@@ -10,7 +10,7 @@ extension Reactor {
   /// try reactor.listen(ServerEndpoint("haproxy:unix:/run/echo.sock"), factory: Factory(Echo.self))
   /// ```
   ///
-  /// A `haproxy:` endpoint wraps `factory` in a ``ProxyProtocolFactory`` (the port's
+  /// A `haproxy:` endpoint wraps `factory` in a `ProxyProtocolFactory` (the port's
   /// ``ListeningPort/factory`` is the wrapper; it shares `factory`'s counters) and logs each
   /// header at debug level with the client's real address. A `systemd:` endpoint serves
   /// the socket systemd passed (see ``SystemdSockets``). A `udp:` endpoint throws
@@ -49,8 +49,8 @@ extension Reactor {
     }
   }
 
-  /// Parses `description` (``ServerEndpoint/init(_:)``) and listens there: throws
-  /// ``EndpointError`` for a bad string, ``TwineError`` when listening fails.
+  /// Parses `description` (`ServerEndpoint.init(_:)`) and listens there: throws
+  /// `EndpointError` for a bad string, ``TwineError`` when listening fails.
   @discardableResult
   public func listen(_ description: String, factory: Factory) throws -> ListeningPort {
     try listen(try ServerEndpoint(description), factory: factory)

@@ -5,8 +5,8 @@ import Twine
 /// (`apple/swift-metrics`), for whatever backend the program bootstrapped (Prometheus,
 /// StatsD, OpenTelemetry, …).
 ///
-/// The connections themselves keep counting as they always do (``ConnectionCounters``,
-/// ``ListenerStats``); this object reads those counts on a timer and pushes the change to
+/// The connections themselves keep counting as they always do (`ConnectionCounters`,
+/// `ListenerStats`); this object reads those counts on a timer and pushes the change to
 /// swift-metrics, so the data path does no work for metrics at all. The same timer samples
 /// the loop's lag: how late it fires after its due time (`twine_loop_lag_seconds`, a
 /// swift-metrics `Timer`, which Prometheus shows as a histogram). Call ``update()`` just

@@ -2,9 +2,9 @@
 SHELL := /bin/bash
 SWIFT ?= swift
 # Debian packages: the library needs libevent-dev, libssl-dev (TLS) and pkg-config; the tests need the
-# peer programs (openssl: test certificates and s_client).
+# peer programs (openssl: test certificates and s_client; haproxy: the PROXY protocol's real sender).
 BUILD_PACKAGES := libevent-dev libssl-dev pkg-config
-TEST_PACKAGES := $(BUILD_PACKAGES) netcat-openbsd python3 procps util-linux gcc make openssl
+TEST_PACKAGES := $(BUILD_PACKAGES) netcat-openbsd python3 procps util-linux gcc make openssl haproxy
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TWINE_RELEASE := .build/release/twine
 PORT ?= 8025
@@ -52,7 +52,8 @@ test-asan:
 	ASAN_OPTIONS=detect_leaks=1 LSAN_OPTIONS=suppressions=$(abspath .lsan-suppressions) \
 	  $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan
 
-# libFuzzer on each framing parser (LineReceiver, NetstringReceiver, Int32StringReceiver): see Fuzz/Makefile.
+# libFuzzer on each framing parser (LineReceiver, NetstringReceiver, Int32StringReceiver) and the PROXY
+# protocol header parser (ProxyHeaderParser): see Fuzz/Makefile.
 fuzz:
 	$(MAKE) -C Fuzz fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 

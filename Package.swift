@@ -14,6 +14,7 @@ let package = Package(
     .library(name: "TwineTesting", targets: ["TwineTesting"]),
     .library(name: "TwineProtocols", targets: ["TwineProtocols"]),
     .library(name: "TwineAsync", targets: ["TwineAsync"]),
+    .library(name: "TwineMetrics", targets: ["TwineMetrics"]),
     .executable(name: "twine", targets: ["twine"]),
     // The C API (twine.h) as one static archive; `make install` links libtwine.so from it.
     .library(name: "TwineCAPI", type: .static, targets: ["TwineC"]),
@@ -24,6 +25,8 @@ let package = Package(
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
   ],
   targets: [
     .systemLibrary(
@@ -42,6 +45,11 @@ let package = Package(
     .target(name: "TwineTesting", dependencies: ["TwineCore"], swiftSettings: strict),
     // Async connections, listeners and timers on the reactor (the reactor as the tasks' executor).
     .target(name: "TwineAsync", dependencies: ["Twine"], swiftSettings: strict),
+    // Twine's counters through swift-metrics, apart from Twine so that the core links no metrics API;
+    // the backend (Prometheus in the `twine` CLI) is the program's choice.
+    .target(
+      name: "TwineMetrics", dependencies: ["Twine", .product(name: "CoreMetrics", package: "swift-metrics")],
+      swiftSettings: strict),
     .target(name: "TwineProtocols", dependencies: ["TwineCore"], swiftSettings: strict),
     // The factories the C API registers by name ("echo": CountingEcho, "hello": HelloHD), apart from the
     // tutorial's servers so that libtwine does not link TutorialServers (the chat, TwineProtocols).
@@ -60,9 +68,11 @@ let package = Package(
     .executableTarget(
       name: "twine",
       dependencies: [
-        "Twine", "TutorialServers", "TwineProtocols", "TwineAsync",
+        "Twine", "TutorialServers", "TwineProtocols", "TwineAsync", "TwineMetrics",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
       ],
       swiftSettings: strict
     ),

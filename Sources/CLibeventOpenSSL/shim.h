@@ -14,6 +14,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <openssl/pem.h>
 
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -30,6 +31,11 @@ static inline int twine_SSL_set_tlsext_host_name(SSL *ssl, const char *name) {
 
 /// `SSL_CTX_set_mode` (a macro in OpenSSL 3).
 static inline long twine_SSL_CTX_set_mode(SSL_CTX *ctx, long mode) { return SSL_CTX_set_mode(ctx, mode); }
+
+/// `SSL_CTX_add1_chain_cert` (a macro): appends `certificate` to the chain sent after the current certificate.
+static inline int twine_SSL_CTX_add1_chain_cert(SSL_CTX *ctx, X509 *certificate) {
+  return (int)SSL_CTX_add1_chain_cert(ctx, certificate);
+}
 
 /// `TLS1_2_VERSION`, for `twine_SSL_CTX_set_min_proto_version`.
 static inline int twine_TLS1_2_VERSION(void) { return TLS1_2_VERSION; }

@@ -9,6 +9,8 @@ final class HandshakeBudget {
   private(set) var inProgress = 0
   /// Connections closed because the budget was spent.
   private(set) var refused = 0
+  /// Handshakes that failed (their connection closed before it got a protocol).
+  private(set) var failed = 0
 
   init(limit: Int) { self.limit = limit }
 
@@ -21,6 +23,9 @@ final class HandshakeBudget {
     inProgress += 1
     return true
   }
+
+  /// A handshake failed (counted here; its slot is released by ``release()``).
+  func noteFailed() { failed += 1 }
 
   /// A handshake ended (done, failed, or its connection closed).
   func release() { inProgress -= 1 }

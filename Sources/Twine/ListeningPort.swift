@@ -36,6 +36,12 @@ public final class ListeningPort {
   /// Connections closed because ``maxPendingHandshakes`` were already in progress.
   public var refusedHandshakes: Int { handshakes.refused }
 
+  /// TLS handshakes on this port that failed (or timed out) before the connection got a protocol.
+  public var failedHandshakes: Int { handshakes.failed }
+
+  /// This port's own counts (its factory's ``Factory/counters`` add up every port's connections).
+  public let stats = ListenerStats()
+
   /// How long accepting pauses after the process runs out of file descriptors.
   static let exhaustionBackoff = 0.1
 
@@ -156,6 +162,7 @@ public final class ListeningPort {
   private func accepted(_ fd: Int32, _ sa: UnsafeMutablePointer<sockaddr>, _ length: Int) {
     guard let reactor else { return Self.closeIgnoringErrors(fd) }
     warnedExhaustion = false  // an accept worked: the next exhaustion is a new episode, logged again
+    stats.accepted += 1
     let peer = SocketAddress(sa, length: length) ?? SocketAddress(.ipv4(0), port: 0)
     if let tls {  // the protocol is built after the handshake
       guard handshakes.take() else {
@@ -169,8 +176,8 @@ public final class ListeningPort {
       TCPConnection.acceptTLS(reactor: reactor, fd: fd, peer: peer, factory: factory, setup: tls, slot: handshakes)
       return
     }
-    if let handOff, handOff(fd, peer) { return }
-    reactor.serveAccepted(fd, peer: peer, factory: factory)
+    if let handOff, handOff(fd, peer) { return }  // refused there: counted by the factory, not here
+    if !reactor.serveAccepted(fd, peer: peer, factory: factory) { stats.refused += 1 }
   }
 
   /// accept() failed for a reason that retrying at once will not cure (EMFILE, ENFILE,
@@ -179,6 +186,7 @@ public final class ListeningPort {
   private func acceptFailed() {
     let code = twine_socket_error()  // libevent's accept failed: its errno, read before anything else runs
     guard let listener, let reactor else { return }
+    stats.acceptErrors += 1
     if !warnedExhaustion {
       warnedExhaustion = true
       reactor.logger.warning(

@@ -17,15 +17,17 @@ extension Reactor {
   }
 
   /// Serves the plain socket `fd`, accepted from `peer`, with a protocol from `factory`
-  /// (refused: closed at once and counted). `fd` is owned from now on.
-  func serveAccepted(_ fd: Int32, peer: SocketAddress, factory: Factory) {
+  /// (refused: closed at once and counted). `fd` is owned from now on. False when refused.
+  @discardableResult
+  func serveAccepted(_ fd: Int32, peer: SocketAddress, factory: Factory) -> Bool {
     guard let proto = factory.buildProtocol(peer) else {
       factory.counters.noteRefused()
       try? Syscall.close(fd)
-      return
+      return false
     }
     TCPConnection(reactor: self, fd: fd, bev: nil, factory: factory, peer: peer, connector: nil)
       .start(with: proto)
+    return true
   }
 
   /// Serves a socket another reactor of the group accepted, unless this one has shut down

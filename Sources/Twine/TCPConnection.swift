@@ -191,6 +191,7 @@ final class TCPConnection: Transport, QueuedClosing {
     if actions.flushAfterPeerEOF { tls?.resumeWritingAfterEOF() }
     if actions.shutWrite { try? Syscall.shutdown(fd, Int(SHUT_WR)) }
     if actions.overflowed {
+      counters.noteOverflowAbort()
       reactor.logger.warning(
         "output past the hard limit; connection aborted", metadata: ["peer": "\(peerAddress)", "queued": "\(queued)"])
     }
@@ -318,6 +319,11 @@ final class TCPConnection: Transport, QueuedClosing {
     guard hasHandles else { return }
     withExtendedLifetime(self) {
       hasHandles = false
+      if !counted && reason != .reactorShutdown, let slot = extras?.handshakeSlot {
+        slot.noteFailed()
+        counters.noteHandshakeFailed()
+      }
+      if reason == .timedOut { counters.noteTimedOut() }
       releaseHandshakeSlot()
       reader.free()
       // In buffered mode the bytes may need libevent's processing (TLS): no raw flush.

@@ -12,6 +12,7 @@ final class TLSContext {
     let certificateFile: String?
     let privateKeyFile: String?
     let privateKeyPassword: String?
+    let extraCertificateChainFile: String?
     let trustedCAFile: String?
     let verifyPeer: Bool
 
@@ -20,6 +21,7 @@ final class TLSContext {
       certificateFile = options.certificateFile
       privateKeyFile = options.privateKeyFile
       privateKeyPassword = options.privateKeyPassword
+      extraCertificateChainFile = options.extraCertificateChainFile
       trustedCAFile = options.trustedCAFile
       verifyPeer = options.verifyPeer
     }
@@ -64,6 +66,7 @@ final class TLSContext {
       guard SSL_CTX_use_certificate_chain_file(context, certificate) == 1 else {
         throw .tls("cannot load the certificate \(certificate): \(OpenSSLError.drainQueue())")
       }
+      if let chain = options.extraCertificateChainFile { try loadExtraChain(chain) }
       try loadPrivateKey(key, passPhrase: options.privateKeyPassword)
       guard SSL_CTX_check_private_key(context) == 1 else {
         throw .tls("the private key \(key) does not match the certificate \(certificate)")
@@ -71,6 +74,24 @@ final class TLSContext {
     default:
       throw .tls("a certificate file needs its private key file, and a key its certificate")
     }
+  }
+
+  /// Adds every PEM certificate in `path` to the chain sent after the certificate.
+  private func loadExtraChain(_ path: String) throws(TwineError) {
+    guard let bio = BIO_new_file(path, "r") else {
+      throw .tls("cannot read the extra certificate chain \(path): \(OpenSSLError.drainQueue())")
+    }
+    defer { BIO_free(bio) }
+    var added = 0
+    while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) {
+      defer { X509_free(certificate) }
+      guard twine_SSL_CTX_add1_chain_cert(context, certificate) == 1 else {
+        throw .tls("cannot add a certificate of \(path) to the chain: \(OpenSSLError.drainQueue())")
+      }
+      added += 1
+    }
+    ERR_clear_error()  // the loop ends on PEM's "no start line"
+    guard added > 0 else { throw .tls("the extra certificate chain \(path) holds no PEM certificate") }
   }
 
   /// Loads the PEM key at `path`, decrypting it with `passPhrase` if it is encrypted.

@@ -26,6 +26,9 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
   /// be reached or answered with an error, a socket could not be served); the text says
   /// which. Nothing was taken over: the old server keeps serving.
   case takeover(String)
+  /// An endpoint cannot be served as asked (a UDP endpoint given a factory, a systemd socket
+  /// that was not passed); the text says why.
+  case badEndpoint(String)
 
   /// A one-line message for users, cause included.
   public var description: String {
@@ -42,6 +45,7 @@ public enum TwineError: Error, Sendable, CustomStringConvertible {
     case .cannotAdopt(let fd, let cause): return "cannot adopt fd \(fd): \(cause.message)"
     case .cannotAdoptBufferevent(let why): return "cannot adopt the bufferevent: \(why)"
     case .takeover(let why): return "takeover failed: \(why)"
+    case .badEndpoint(let why): return "cannot serve the endpoint: \(why)"
     }
   }
 }

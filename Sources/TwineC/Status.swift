@@ -27,7 +27,7 @@ enum Status {
     switch error {
     case .cannotListen(_, _, let cause), .cannotListenOnPath(_, let cause):
       self = cause.code == EADDRINUSE ? .addressInUse : .socket
-    case .badAddress, .borrowedBase, .cannotAdoptBufferevent, .tls: self = .invalid
+    case .badAddress, .borrowedBase, .cannotAdoptBufferevent, .badEndpoint, .tls: self = .invalid
     case .cannotAdopt(_, let cause): self = cause.code == EBADF ? .invalid : cause.code == EBUSY ? .busy : .socket
     case .libevent: self = .libevent
     case .takeover: self = .socket

@@ -59,6 +59,22 @@ public final class ConnectionCounters: Sendable {
   /// ``accepted`` of each stripe, in stripe order: how a reactor group spread its connections.
   public var acceptedPerStripe: [Int] { stripes.map { $0.accepted.load(ordering: .relaxed) } }
 
+  /// Connections aborted because their queued output passed the hard limit (``CloseReason/bufferOverflow``).
+  public var abortedForOverflow: Int { sum { $0.overflows.load(ordering: .relaxed) } }
+  /// Connections (or TLS handshakes) closed because a timeout expired (``CloseReason/timedOut``).
+  public var timedOut: Int { sum { $0.timeouts.load(ordering: .relaxed) } }
+  /// TLS server handshakes that failed (the connection never got a protocol).
+  public var tlsHandshakeFailures: Int { sum { $0.handshakeFailures.load(ordering: .relaxed) } }
+
+  /// A connection was aborted for output past its hard limit.
+  public func noteOverflowAbort() { mine.overflows.add(1, ordering: .relaxed) }
+
+  /// A connection closed because a timeout expired.
+  public func noteTimedOut() { mine.timeouts.add(1, ordering: .relaxed) }
+
+  /// A TLS server handshake failed.
+  public func noteHandshakeFailed() { mine.handshakeFailures.add(1, ordering: .relaxed) }
+
   /// A transport got a protocol: one more accepted and live connection.
   public func noteOpened() {
     mine.accepted.add(1, ordering: .relaxed)
@@ -93,6 +109,9 @@ private final class Stripe: Sendable {
   let refused = Atomic<Int>(0)
   let bytesIn = Atomic<Int>(0)
   let bytesOut = Atomic<Int>(0)
+  let overflows = Atomic<Int>(0)
+  let timeouts = Atomic<Int>(0)
+  let handshakeFailures = Atomic<Int>(0)
   private let after: Padding = (0, 0, 0, 0, 0, 0, 0, 0)
   typealias Padding = (Int, Int, Int, Int, Int, Int, Int, Int)
 }

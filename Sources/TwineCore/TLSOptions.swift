@@ -28,6 +28,9 @@ public struct TLSOptions: Sendable, Hashable {
   /// an encrypted key without it fails with ``encryptedKeyWithoutPassPhrase``.
   /// Left out of ``description``.
   public var privateKeyPassword: String? = nil
+  /// PEM file of more certificates to send after ``certificateFile``'s (intermediates the
+  /// peer needs to reach a CA it trusts; Twisted's `extraCertChain`). Nil: none.
+  public var extraCertificateChainFile: String? = nil
   /// PEM file of CA certificates trusted to sign the peer's certificate; nil trusts
   /// the system's store. A self-signed certificate is trusted by naming it here.
   public var trustedCAFile: String?

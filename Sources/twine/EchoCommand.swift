@@ -70,6 +70,9 @@ struct EchoCommand: ParsableCommand {
     guard !udp || (options.lifecycle.control == nil && options.lifecycle.takeover == nil) else {
       throw ValidationError("--control and --takeover hand over stream sockets: not with --udp")
     }
+    guard options.listen.isEmpty || (!udp && unix == nil && tlsCert == nil) else {
+      throw ValidationError("--listen replaces --udp, --unix and --tls-cert (use udp:, unix: or ssl: endpoints)")
+    }
     guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
     guard tlsCert == nil || !udp else { throw ValidationError("--tls-cert cannot be used with --udp") }
     guard tlsKeyPasswordFile == nil || tlsKey != nil else {
@@ -85,6 +88,7 @@ struct EchoCommand: ParsableCommand {
 
   func run() throws {
     if threading.threads != 1 { return try runGroup() }
+    if !options.listen.isEmpty { return try serveEndpoints(streamFactory(), options, datagram: { UDPEcho() }) }
     if udp { return try serveUDP(UDPEcho(), options) }
     if useAsync {
       return try serveAsyncEcho(

@@ -20,6 +20,7 @@ func serve(
     let reactor = try Reactor(logger: logger)
     try options.lifecycle.installSignals(on: reactor)
     print("listening on \(try listen(reactor))")
+    if let port = options.metrics { print("metrics on \(try serveMetrics(reactor, port: port))") }
     fflush(nil)  // the test harness and scripts wait for this line
     try options.lifecycle.openControl(on: reactor)
     reactor.run()
@@ -33,6 +34,7 @@ func serve(
 /// Serves `factory` on TCP as `options` say (over TLS with `tls`, at most `maxHandshakes`
 /// handshakes in progress at once).
 func serve(_ factory: Factory, _ options: ServerOptions, tls: TLSOptions? = nil, maxHandshakes: Int = 1024) throws {
+  if !options.listen.isEmpty { return try serveEndpoints(factory, options) }
   try serve(options) { reactor in
     if let taken = try options.lifecycle.takeOver(reactor, factory: factory, tls: tls, maxHandshakes: maxHandshakes) {
       return taken

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import Twine
 
 /// Options every server subcommand takes.
 struct ServerOptions: ParsableArguments {
@@ -16,9 +17,29 @@ struct ServerOptions: ParsableArguments {
 
   /// --drain-timeout, --control, --takeover (LifecycleOptions.swift).
   @OptionGroup var lifecycle: LifecycleOptions
+  @Option(
+    help: ArgumentHelp(
+      "Listen where this endpoint string says (tcp:PORT, unix:PATH, ssl:…, systemd:…, haproxy:…); repeatable. "
+        + "Replaces --port, --interface, --unix, --udp and --tls-*.", valueName: "endpoint"))
+  var listen: [String] = []
+
+  @Option(
+    parsing: .unconditional,
+    help: ArgumentHelp("Serve Prometheus metrics on 127.0.0.1:PORT (0 picks a free one).", valueName: "port"))
+  var metrics: Int?
 
   func validate() throws {
     guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
+    for text in listen {
+      do {
+        _ = try ServerEndpoint(text)
+      } catch {
+        throw ValidationError("--listen: \(error)")
+      }
+    }
+    if let metrics, !(0...65535).contains(metrics) {
+      throw ValidationError("--metrics must be between 0 and 65535, not \(metrics)")
+    }
   }
 }
 

@@ -162,5 +162,6 @@ struct FlowControlTests {
     Glibc.close(peer)
     #expect(try #require(ignorer).lost == .bufferOverflow)
     #expect(server.counters.live == 0)
+    #expect(server.counters.abortedForOverflow == 1)
   }
 }

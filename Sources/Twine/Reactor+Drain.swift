@@ -44,8 +44,8 @@ extension Reactor {
   ///
   /// The reactor keeps running: call ``stop()`` in `completion` to end ``run()``. A second
   /// call while a drain is in progress waits for the same end (its `timeout` is ignored).
-  /// `timeout` 0 closes every connection now. A connection whose TLS handshake is still
-  /// running when the drain begins is not told, and is cut at the deadline if it is still open.
+  /// `timeout` 0 closes every connection now. A connection that opens during the drain (a
+  /// TLS handshake that was still running, an adopted socket) is told as soon as it opens.
   /// After ``shutdown()`` (or when the reactor shuts down during the drain) `completion` is never called.
   ///
   /// ```swift

@@ -124,6 +124,8 @@ final class TCPConnection: Transport, QueuedClosing {
     reactor.logger.debug("connection made", metadata: ["peer": "\(peerAddress)", "port": "\(host)"])
     enterCallback()
     proto.makeConnection(self)
+    // Opened during a drain (a TLS handshake that finished, an adopted socket): told at once.
+    if reactor.draining != nil && life.phase == .open { proto.connectionDraining() }
     leaveCallback()  // reading starts here: a protocol that greets and closes never reads
   }
 

@@ -6,7 +6,7 @@ import Twine
 
 /// A Twine reactor as a swift-service-lifecycle `Service`: a `ServiceGroup` runs it, and
 /// the group's graceful shutdown (SIGTERM, or another service ending) drains it
-/// (``Reactor/drain(timeout:then:)``: listeners closed at once, connections given
+/// (`Reactor.drain(timeout:then:)`: listeners closed at once, connections given
 /// `drainTimeout` seconds to finish); cancelling the task closes everything at once.
 ///
 /// The reactor is single-threaded and runs a blocking loop, so it gets a thread of its own

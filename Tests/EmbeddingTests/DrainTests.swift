@@ -151,6 +151,28 @@ struct DrainTests {
     #expect((results.first?.seconds ?? 0) >= 0.4, "the first drain's deadline held")
   }
 
+  @Test("a connection that opens during the drain (an adopted socket) is told at once")
+  func openedDuringDrainIsTold() throws {
+    let reactor = try Reactor()
+    let factory = Factory(Polite.self)
+    let (client, server) = try #require(RawSockets.connectedPair())
+    defer { close(client) }
+    var result: DrainResult?
+    let idle = try #require(RawSockets.connectedPair())  // keeps the drain going
+    defer { close(idle.client) }
+    try reactor.adoptStreamSocket(idle.server, factory: Factory(Echo.self))
+    reactor.drain(timeout: 0.5) { done in
+      result = done
+      reactor.stop()
+    }
+    #expect(reactor.isDraining)
+    try reactor.adoptStreamSocket(server, factory: factory)
+    run(reactor)
+    RawSockets.setReceiveTimeout(client, seconds: 20)
+    #expect(RawSockets.receive(client, count: 100) == Array("bye\n".utf8), "told right after connectionMade")
+    #expect(result?.cut == 1, "only the idle one was cut: \(String(describing: result))")
+  }
+
   private static func monotonic() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_MONOTONIC, &ts)

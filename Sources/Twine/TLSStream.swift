@@ -307,7 +307,7 @@ final class TLSStream {
     ERR_clear_error()
   }
 
-  /// The one free: the write event and the `SSL`. Idempotent.
+  /// The one free: the write event, the `SSL` and what was queued or kept. Idempotent.
   func free() {
     deadline?.cancel()
     deadline = nil
@@ -319,6 +319,7 @@ final class TLSStream {
     kept?.deallocate()
     kept = nil
     keptCount = 0
+    evbuffer_drain(queue, evbuffer_get_length(queue))  // discarded, as a closed connection's output is
   }
 
   /// Moves this session into an OpenSSL bufferevent on `fd` (already open, `BUFFEREVENT_SSL_OPEN`;

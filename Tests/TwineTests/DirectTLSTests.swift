@@ -189,6 +189,38 @@ struct DirectTLSTests {
     #expect(clients.built.first?.lostReason == .closedByUs)
   }
 
+  @Test(
+    "no half-close over TLS: loseWriteConnection flushes and closes with close_notify; readConnectionLost is never told"
+  )
+  func noHalfClose() throws {
+    final class HalfServer: Protocol, HalfCloseable {
+      var readLost = false
+      var lost: CloseReason?
+      override func connectionMade() {
+        transport.write("bye")
+        transport.loseWriteConnection()
+      }
+      func readConnectionLost() { readLost = true }
+      override func connectionLost(_ reason: CloseReason) { lost = reason }
+    }
+    let reactor = try Reactor()
+    var servers: [HalfServer] = []
+    let server = Factory { _ in
+      let made = HalfServer()
+      servers.append(made)
+      return made
+    }
+    let port = try listenTLS(reactor, server)
+    let clients = RecorderClientFactory()
+    clients.configure = { client in client.onLost = { _ in reactor.stop() } }
+    try reactor.connectSSL("localhost", port, factory: clients, tls: TestCertificates.trustingClient())
+    run(reactor)
+    #expect(clients.built.first?.received == Array("bye".utf8))
+    #expect(clients.built.first?.lostReason == .closedByPeer, "close_notify came after the bytes")
+    #expect(servers.first?.lost == .closedByUs)
+    #expect(servers.first?.readLost == false)
+  }
+
   @Test("garbage records after the handshake end that connection with tlsFailed; nothing else happens")
   func garbageAfterHandshake() throws {
     let reactor = try Reactor()

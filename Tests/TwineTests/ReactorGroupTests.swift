@@ -137,7 +137,8 @@ struct ReactorGroupTests {
     #expect(quiet, "the group's descriptors were all closed; left on the last try: \(leftover)")
   }
 
-  @Test("group API: next() turns round-robin, perform runs on the reactor's thread, callFromThread after stop is refused")
+  @Test(
+    "group API: next() turns round-robin, perform runs on the reactor's thread, callFromThread after stop is refused")
   func groupAPI() throws {
     let group = try ReactorGroup(threads: 3)
     #expect(group.count == 3)

@@ -986,6 +986,11 @@ def redraw(args):
 def bench(args):
     t_begin = time.monotonic()
     twine = os.path.abspath(args.twine) if args.twine else None
+    if args.only_threads:
+        if not twine:
+            sys.exit("run.py: --only-threads needs --twine")
+        threads_section(twine, args.rounds or (1 if args.quick else 5), quick=args.quick)
+        return 0
     if args.only_embedding:
         if server_argv("chost-twine", "echo", None)[0] is None:
             sys.exit("run.py: --only-embedding needs --c-host PATH (make c-host)")
@@ -1099,6 +1104,7 @@ def bench(args):
             for line in syscall_lines(syscall_counts(twine, [s for s in servers if s in TLS_SERVERS])):
                 print("  " + line)
                 notes.append("Syscalls, " + line)
+        notes += threads_section(twine, 1 if args.quick else 3, quick=args.quick)
         write_report(out, configs, servers, results, notes, info, params)
     return 0
 
@@ -1183,6 +1189,116 @@ def unix_vs_tcp(twine, rounds=3, warmup=0.5, duration=2.0):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return out
+
+
+# --------------------------------------------------------------------------
+# every core (issue 12): twine echo --threads 2 beside --threads 1 and plain epoll, and the
+# spread of accepted connections over the reactors
+
+THREADS_CONFIGS = [
+    ("echo 100 × 64 B", ["echo", "--conns", "100", "--size", "64"]),
+    ("echo 100 × 4 KiB", ["echo", "--conns", "100", "--size", "4096"]),
+]
+THREADS_TARGET = 1.05  # server CPU per request, --threads 2 / --threads 1
+BALANCE_TARGET = 0.10  # each reactor within ±10 % of the mean
+
+
+def threads_rows(twine, rounds=5, warmup=0.5, duration=2.0):
+    """Server CPU per request of epoll, twine --threads 1 and twine --threads 2, interleaved
+    per round (the server pinned to one CPU as in every row, the load generator to the other).
+    Returns [(label, {server: [us/req per round]}, [threads2/threads1 per round])]."""
+    out = []
+    epoll = os.path.join(BIN, "epoll_server")
+    for label, la in THREADS_CONFIGS:
+        per = {"epoll": [], "threads1": [], "threads2": []}
+        ratios = []
+        for _ in range(rounds):
+            got = {}
+            for kind in ("epoll", "threads1", "threads2"):
+                if kind == "epoll":
+                    argv = [epoll, "echo", "--port", "0"]
+                else:
+                    argv = [twine, "echo", "--port", "0", "--max-connections", "1000000", "--threads", kind[-1]]
+                server = Server(argv, kind)
+                try:
+                    server.start(timeout=20)
+                    rc, res, err = run_loadgen(la + ["--warmup", str(warmup), "--duration", str(duration)], server,
+                                               duration + warmup + 30)
+                    if rc == 0 and res and res.get("server_cpu_per_req_us", -1) > 0:
+                        got[kind] = res["server_cpu_per_req_us"]
+                        per[kind].append(res["server_cpu_per_req_us"])
+                except RuntimeError:
+                    pass
+                finally:
+                    server.stop()
+            if "threads1" in got and "threads2" in got:
+                ratios.append(got["threads2"] / got["threads1"])
+        out.append((label, per, ratios))
+    return out
+
+
+def accept_balance(twine, threads=2, connections=10000, inflight=50):
+    """Runs `twine hello --threads N` until the load generator made at least `connections`
+    connections (connect + greeting + close), then reads the stopped line's
+    acceptedPerReactor. Returns (per-reactor counts, worst deviation from the mean) or (None, why)."""
+    server = Server([twine, "hello", "--port", "0", "--threads", str(threads)], f"twine hello --threads {threads}")
+    try:
+        server.start(timeout=20)
+        made = 0
+        for _ in range(20):
+            rc, res, err = run_loadgen(["connect", "--inflight", str(inflight), "--warmup", "0", "--duration", "1",
+                                        ], server, 60)
+            if rc != 0 or not res:
+                return None, f"loadgen failed (exit {rc}): {err[-200:]}"
+            made += int(res.get("requests", 0))
+            if made >= connections:
+                break
+        stop_process(server.proc)
+        server.err.seek(0)
+        text = server.err.read().decode(errors="replace")
+    except RuntimeError as e:
+        return None, str(e)
+    finally:
+        server.stop()
+    m = re.search(r"acceptedPerReactor=(\S+)", text)
+    if not m:
+        return None, f"no acceptedPerReactor in the stopped line: {text[-300:]}"
+    counts = [int(x) for x in m.group(1).split(",")]
+    mean = sum(counts) / len(counts)
+    worst = max(abs(c - mean) / mean for c in counts) if mean else float("inf")
+    return counts, worst
+
+
+def threads_section(twine, rounds, quick=False):
+    """Measures the every-core rows, prints them and returns report notes."""
+    notes = []
+    warmup, duration = (0.3, 1.0) if quick else (0.5, 2.0)
+    print("\nevery core: server CPU per request, twine echo --threads 2 vs --threads 1 vs epoll "
+          f"(target threads2/threads1 <= {THREADS_TARGET}x; median of {rounds} interleaved rounds):")
+    for label, per, ratios in threads_rows(twine, rounds, warmup, duration):
+        def med(xs):
+            return f"{statistics.median(xs):.3f}" if xs else "n/a"
+        def span(xs):
+            return f"{min(xs):.3f}-{max(xs):.3f}" if xs else "n/a"
+        r = statistics.median(ratios) if ratios else None
+        verdict = "n/a" if r is None else ("ok" if r <= THREADS_TARGET else "OVER TARGET")
+        line = (f"{label}: epoll {med(per['epoll'])} us/req ({span(per['epoll'])}), --threads 1 "
+                f"{med(per['threads1'])} ({span(per['threads1'])}), --threads 2 {med(per['threads2'])} "
+                f"({span(per['threads2'])}); threads2/threads1 {('%.3f' % r) if r else 'n/a'}x "
+                f"(range {span(ratios)}) {verdict}")
+        print("  " + line)
+        notes.append("Every core, " + line)
+    for threads in (2, 4):
+        counts, worst = accept_balance(twine, threads=threads)
+        if counts is None:
+            line = f"accept balance over {threads} reactors: not measured ({worst})"
+        else:
+            verdict = "ok" if worst <= BALANCE_TARGET else "OUT OF RANGE"
+            line = (f"accept balance over {threads} reactors (SO_REUSEPORT), {sum(counts)} connections: "
+                    f"{counts}, worst {worst * 100:.1f}% from the mean (target ±{BALANCE_TARGET * 100:.0f}%) {verdict}")
+        print("  " + line)
+        notes.append("Every core, " + line)
+    return notes
 
 
 # --------------------------------------------------------------------------
@@ -1427,6 +1543,8 @@ def main():
     p.add_argument("--smoke", action="store_true", help="CI smoke test instead of the benchmark")
     p.add_argument("--from-json", help="redraw the report from a benchmarks.json of an earlier run")
     p.add_argument("--c-host", help="path to the example C host (Examples/c-host), for the embedding row")
+    p.add_argument("--only-threads", action="store_true",
+                   help="measure only the every-core rows (--threads 2 vs 1 vs epoll, accept balance); no report")
     p.add_argument("--only-embedding", action="store_true", help="measure only the embedding row; no report")
     p.add_argument(
         "--syscalls", action="store_true", help="count only the server syscalls per request on the TLS rows (perf); no report"

@@ -70,12 +70,22 @@ public final class ChatProtocol: LineReceiver, TimeoutMixin {
   // Built but never connected (its socket failed first): the slot still goes back.
   deinit { if holdsSlot { room?.hub.slots.release() } }
 
-  /// Joins the room (``ChatFactory`` refused it already past ``ChatFactory/maxConnections``):
-  /// greets, tells the others, sets the output marks and starts the idle timeout.
+  /// Joins the room, or refuses past ``ChatFactory/maxConnections`` (``ChatFactory`` took a
+  /// slot when it built this user; one built otherwise takes it here): greets, tells the
+  /// others, sets the output marks and starts the idle timeout.
   public override func connectionMade() {
     guard let room else {
       transport.loseConnection()
       return
+    }
+    if !holdsSlot {
+      guard room.hub.slots.reserve() else {
+        factory?.counters.noteRefused()
+        transport.write(CountingEcho.refusal + "\r\n")
+        transport.loseConnection()
+        return
+      }
+      holdsSlot = true
     }
     maxLength = room.maxLineLength
     transport.writeBufferLimits = WriteBufferLimits(

@@ -4,9 +4,10 @@ import Glibc
 extension ReactorGroup {
   /// Listens on TCP `port` (0 picks a free one; read ``GroupListeningPort/address``) with
   /// every reactor. `factory` is called once on each reactor's thread and makes that
-  /// reactor's own ``Factory``; what it captures is shared by all, so it must be `Sendable`.
+  /// reactor's own `Factory`; what it captures is shared by all, so it must be `Sendable`.
   /// `interface` is a numeric IPv4 or IPv6 address; empty means every IPv4 interface.
-  /// Throws what a reactor's `listenTCP` throws; then no reactor listens.
+  /// Throws what a reactor's `listenTCP` throws; then no reactor listens. Call it from outside
+  /// the group's threads (it waits for each reactor in turn).
   @discardableResult
   public func listenTCP(
     _ port: Int, interface: String = "", backlog: Int = 511,

@@ -8,10 +8,10 @@ import Synchronization
 /// data path takes no lock (SwiftNIO's `MultiThreadedEventLoopGroup`; memcached and Envoy
 /// on libevent).
 ///
-/// Each reactor gets its own ``Factory``, made on its thread by a `@Sendable` closure, so a
+/// Each reactor gets its own `Factory`, made on its thread by a `@Sendable` closure, so a
 /// factory and its protocols stay single-threaded; what the reactors share must be
-/// `Sendable` (the compiler checks the closure's captures): striped ``ConnectionCounters``,
-/// ``ConnectionSlots``, a lock-protected room.
+/// `Sendable` (the compiler checks the closure's captures): striped `ConnectionCounters`,
+/// `ConnectionSlots`, a lock-protected room.
 ///
 /// ```swift
 /// let group = try ReactorGroup(threads: 4)

@@ -10,7 +10,9 @@ import Testing
 struct ThreadsCommandTests {
   static let refusal = Array("Too many connections, try later".utf8)
 
-  @Test("echo --max-connections 100 --threads 4, 500 clients at once: 100 served, exactly 400 refused with the text; then 100 more served")
+  @Test(
+    "echo --max-connections 100 --threads 4, 500 clients at once: 100 served, exactly 400 refused with the text; then 100 more served"
+  )
   func limitHoldsAcrossReactors() throws {
     raiseOpenFileLimit()
     let server = try TwineServer(["echo", "--port", "0", "--threads", "4", "--max-connections", "100"])

@@ -161,7 +161,10 @@ struct ChatAcrossReactorsTests {
     #expect(counters.acceptedPerStripe == [1, 1, 1], "one user per reactor")
     // Joins cross reactors (from two rooms: in either order).
     var joins: Set<String> = []
-    #expect(users[0].lines { joins.insert($0); return joins.isSuperset(of: ["* guest-2 joined", "* guest-3 joined"]) } != nil)
+    #expect(
+      users[0].lines {
+        joins.insert($0); return joins.isSuperset(of: ["* guest-2 joined", "* guest-3 joined"])
+      } != nil)
 
     // Nicks are the hub's: a nick taken on one reactor is taken on all.
     users[0].send("/nick alice\r\n")

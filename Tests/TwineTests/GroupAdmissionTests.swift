@@ -79,7 +79,9 @@ func burst(_ count: Int, port: Int, refusal: [UInt8], counters: ConnectionCounte
   let ping = Array("ping".utf8)
   // One run of the client reactor (run() shuts it down when it returns), in two phases.
   let poll = stop(client) {
-    if held.isEmpty && clients.clients.count == count && counters.accepted - acceptedBefore == count && ended == expected {
+    if held.isEmpty && clients.clients.count == count && counters.accepted - acceptedBefore == count
+      && ended == expected
+    {
       for one in clients.clients where one.lostReason != nil {
         if one.received == refusal { result.refusedWithText += 1 } else { result.other.append("\(one.received)") }
       }
@@ -99,7 +101,9 @@ func burst(_ count: Int, port: Int, refusal: [UInt8], counters: ConnectionCounte
 
 @Suite("Admission across a reactor group")
 struct GroupAdmissionTests {
-  @Test("500 clients at once against --max-connections 100 on 4 reactors: never more than 100 served, exactly 400 refused with the text, then 100 more served")
+  @Test(
+    "500 clients at once against --max-connections 100 on 4 reactors: never more than 100 served, exactly 400 refused with the text, then 100 more served"
+  )
   func countingEchoLimit() throws {
     raiseFileLimit()
     let group = try ReactorGroup(threads: 4)

@@ -60,6 +60,8 @@ struct ReactorGroupTests {
     let poll = stop(client) { clean + failed == total && counters.live == 0 }
     run(client, timeout: 300)
     poll.stop()
+    clients.configure = { _ in }  // break the test's own closure ↔ factory cycles
+    clients.onFailure = { _ in }
 
     #expect(clean == total)
     #expect(failed == 0)
@@ -137,7 +139,8 @@ struct ReactorGroupTests {
     #expect(quiet, "the group's descriptors were all closed; left on the last try: \(leftover)")
   }
 
-  @Test("group API: next() turns round-robin, perform runs on the reactor's thread, callFromThread after stop is refused")
+  @Test(
+    "group API: next() turns round-robin, perform runs on the reactor's thread, callFromThread after stop is refused")
   func groupAPI() throws {
     let group = try ReactorGroup(threads: 3)
     #expect(group.count == 3)

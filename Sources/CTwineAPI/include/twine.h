@@ -142,6 +142,27 @@ int twine_factory_counters(const twine_factory *factory, twine_counters *out);
     Reactor's thread only. */
 int twine_listen(twine_reactor *reactor, twine_factory *factory, const char *interface, int port, int *bound_port);
 
+/** Listens where the endpoint string `endpoint` says (Twisted's syntax: "tcp:8025:interface=127.0.0.1",
+    "unix:/run/echo.sock:mode=660", "ssl:8443:privateKey=key.pem:certKey=cert.pem",
+    "systemd:domain=INET:index=0", "haproxy:tcp:8025"; not "udp:") and serves each connection with a
+    protocol from `factory`, until the reactor is destroyed. Stores the bound port (0 for UNIX-domain
+    sockets) in `*bound_port` unless it is NULL. TWINE_EINVAL (a bad string: twine_last_error names the
+    bad part; a bad handle), TWINE_EADDRINUSE, TWINE_ESOCKET. Reactor's thread only. */
+int twine_listen_endpoint(twine_reactor *reactor, twine_factory *factory, const char *endpoint, int *bound_port);
+
+/** A reactor's listening ports and connections, summed over every port (twine_reactor_stats). */
+typedef struct twine_stats {
+  int64_t listeners;              /**< ports listening now */
+  int64_t connections;            /**< connections open now, of every factory */
+  int64_t accepted;               /**< sockets the ports accepted */
+  int64_t refused;                /**< accepted sockets their factory refused at once */
+  int64_t accept_errors;          /**< failed accepts (EMFILE, ENFILE, ...), each pausing accepts briefly */
+  int64_t tls_handshake_failures; /**< TLS handshakes that failed on the ports */
+} twine_stats;
+
+/** Reads the reactor's port and connection counts into `out`. Reactor's thread only. */
+int twine_reactor_stats(twine_reactor *reactor, twine_stats *out);
+
 /** Serves `fd`, a stream socket the host accepted or connected, with a protocol
     from `factory`. On TWINE_OK the socket is Twine's, even when the factory
     refuses it (then it is closed at once and counted): Twine makes it

@@ -16,7 +16,7 @@ extension Reactor {
   /// When this throws, nothing was done: the descriptor is still the caller's, its flags unchanged.
   ///
   /// The socket is made non-blocking. Throws ``TwineError/cannotAdopt(fd:cause:)`` when
-  /// `fd` is not open (`EBADF`), not a socket (`ENOTSOCK`), not a stream socket
+  /// `fd` is a connection Twine serves (`EBUSY`), not open (`EBADF`), not a socket (`ENOTSOCK`), not a stream socket
   /// (`EPROTOTYPE`), not listening (`EINVAL`), or of a family other than IPv4, IPv6 or
   /// UNIX (`EAFNOSUPPORT`); ``TwineError/tls(_:)`` when `tls` cannot be loaded; and
   /// ``TwineError/reactorShutDown`` after ``shutdown()``.
@@ -31,6 +31,7 @@ extension Reactor {
     -> ListeningPort
   {
     try admit("adoptListeningSocket")
+    guard !DescriptorClaims.isClaimed(fd) else { throw .cannotAdopt(fd: fd, cause: .from(code: EBUSY)) }
     let address: SocketAddress
     do throws(SocketError) {
       address = try Self.checkListening(fd)

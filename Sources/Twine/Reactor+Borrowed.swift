@@ -45,8 +45,6 @@ extension Reactor {
     loopThread = pthread_self()
   }
 
-  /// Connections open on this reactor now (all factories); for a host's stats.
-  public var openConnectionCount: Int { connections.count }
 
   /// True on the reactor's thread: the one that made it, or the one that last ran ``run()`` or ``iterate()``.
   public var isOnLoopThread: Bool { pthread_equal(pthread_self(), loopThread) != 0 }

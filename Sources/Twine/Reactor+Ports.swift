@@ -4,4 +4,7 @@ extension Reactor {
   public var listeningPorts: [ListeningPort] {
     ports.values.sorted { $0.address.description < $1.address.description }
   }
+
+  /// Stream connections open now (TCP, UNIX-domain and TLS, handshaking ones included), of every factory.
+  public var connectionCount: Int { connections.count }
 }

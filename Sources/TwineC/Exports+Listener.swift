@@ -64,8 +64,13 @@ public func twineReactorStats(_ reactor: OpaquePointer?, _ out: UnsafeMutablePoi
   guard let out else { return fail(.invalid, "twine_reactor_get_stats: out is NULL") }
   return withReactor(reactor, "twine_reactor_get_stats") { handle in
     let listeners = ListenerHandle.table.entries.count { $0.1.reactor === handle }
+    let ports = handle.reactor.listeningPorts
     out.pointee = twine_reactor_stats(
-      connections: Int64(handle.reactor.openConnectionCount), listeners: Int64(listeners))
+      connections: Int64(handle.reactor.connectionCount), listeners: Int64(listeners),
+      accepted: Int64(ports.reduce(0) { $0 + $1.stats.accepted }),
+      refused: Int64(ports.reduce(0) { $0 + $1.stats.refused }),
+      accept_errors: Int64(ports.reduce(0) { $0 + $1.stats.acceptErrors }),
+      tls_handshake_failures: Int64(ports.reduce(0) { $0 + $1.failedHandshakes }))
     return ok
   }
 }

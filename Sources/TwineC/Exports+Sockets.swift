@@ -1,4 +1,5 @@
 import CTwineAPI
+import Glibc
 import Twine
 
 // The C API's listening and socket adoption (twine.h): on the reactor's thread.
@@ -64,7 +65,7 @@ public func twineListenFD(
     }
     do throws(TwineError) {
       let listening = try FactoryHandle.startStop.withLock { _ throws(TwineError) in
-        try handle.reactor.listen(onSocket: fd, factory: factoryHandle.factory)
+        try handle.reactor.adoptListeningSocket(listeningIfBound(fd), factory: factoryHandle.factory)
       }
       return register(listening, handle, factoryHandle, &out.pointee, "twine_listen_fd")
     } catch {
@@ -126,4 +127,49 @@ public func twineAdoptBufferevent(_ reactor: OpaquePointer?, _ factory: OpaquePo
       return fail("twine_adopt_bufferevent", error)
     }
   }
+}
+
+/// `twine_listen_endpoint`: serves `factory` where an endpoint string says, until the reactor is freed.
+@_cdecl("twine_listen_endpoint")
+public func twineListenEndpoint(
+  _ reactor: OpaquePointer?, _ factory: OpaquePointer?, _ endpoint: UnsafePointer<CChar>?,
+  _ boundPort: UnsafeMutablePointer<Int32>?
+) -> Int32 {
+  withReactor(reactor, "twine_listen_endpoint") { handle in
+    let factoryHandle: FactoryHandle
+    switch TwineC.factoryHandle(factory, "twine_listen_endpoint") {
+    case .success(let found): factoryHandle = found
+    case .failure(let failure): return failure.code
+    }
+    guard let endpoint else { return fail(.invalid, "twine_listen_endpoint: endpoint is NULL") }
+    let parsed: ServerEndpoint
+    do throws(EndpointError) {
+      parsed = try ServerEndpoint(String(cString: endpoint))
+    } catch {
+      return fail(.invalid, "twine_listen_endpoint: \(error)")
+    }
+    do throws(TwineError) {
+      let listening = try FactoryHandle.startStop.withLock { _ throws(TwineError) in
+        try handle.reactor.listen(parsed, factory: factoryHandle.factory)
+      }
+      var listener: OpaquePointer?
+      let code = register(listening, handle, factoryHandle, &listener, "twine_listen_endpoint")
+      if code == ok { boundPort?.pointee = Int32(listening.address.port) }
+      return code
+    } catch {
+      return fail("twine_listen_endpoint", error)
+    }
+  }
+}
+
+/// `fd`, listening: a bound stream socket the host has not called listen(2) on yet is put
+/// in the listening state (backlog 511) first; anything else is left for
+/// `adoptListeningSocket` to accept or refuse with its errno.
+private func listeningIfBound(_ fd: Int32) -> Int32 {
+  var listening: Int32 = 0
+  var length = socklen_t(MemoryLayout<Int32>.size)
+  if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 0 {
+    _ = listen(fd, 511)  // fails (EINVAL / EOPNOTSUPP) for an unbound or non-stream socket: refused below
+  }
+  return fd
 }

@@ -34,7 +34,7 @@ struct OwnershipTests {
     #expect(!DescriptorClaims.isClaimed(server), "the claim goes with the connection")
   }
 
-  @Test("listen(onSocket:) serves a socket the host bound; pauseAccepting holds new peers until resumeAccepting")
+  @Test("adoptListeningSocket serves a socket the host bound; pauseAccepting holds new peers until resumeAccepting")
   func listenOnHostSocketAndPause() throws {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     let port = try #require(RawSockets.bindLoopback(fd))
@@ -45,7 +45,8 @@ struct OwnershipTests {
       withExtendedLifetime(host) {}  // the host's base outlives the reactor on it
     }
     let factory = Factory(Echo.self)
-    let listening = try reactor.listen(onSocket: fd, factory: factory)
+    #expect(listen(fd, 16) == 0)
+    let listening = try reactor.adoptListeningSocket(fd, factory: factory)
     #expect(listening.address.port == port)
     listening.pauseAccepting()
     let client = try #require(RawSockets.connect(port: port))
@@ -57,7 +58,7 @@ struct OwnershipTests {
     #expect(RawSockets.receive(client, count: 4) == Array("wait".utf8))
     let unbound = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(unbound) }
-    #expect(Self.cause { () throws(TwineError) in try reactor.listen(onSocket: unbound, factory: factory) } == EINVAL)
+    #expect(Self.cause { () throws(TwineError) in try reactor.adoptListeningSocket(unbound, factory: factory) } == EINVAL)
   }
 
   /// The errno of the `cannotAdopt` error `body` throws; nil if it throws nothing or something else.

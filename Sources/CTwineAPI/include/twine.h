@@ -168,8 +168,12 @@ typedef struct twine_counters {
 
 /** A reactor's figures (twine_reactor_get_stats). */
 typedef struct twine_reactor_stats {
-  int64_t connections; /**< connections open on this reactor now, all factories */
-  int64_t listeners;   /**< listening sockets of this reactor (twine_listen, twine_listener_new, twine_listen_fd) */
+  int64_t connections;            /**< connections open on this reactor now, all factories */
+  int64_t listeners;              /**< listening sockets of this reactor (twine_listen, twine_listener_new, twine_listen_fd, twine_listen_endpoint) */
+  int64_t accepted;               /**< sockets its listening sockets accepted */
+  int64_t refused;                /**< accepted sockets their factory refused at once */
+  int64_t accept_errors;          /**< failed accepts (EMFILE, ENFILE, ...), each pausing accepts briefly */
+  int64_t tls_handshake_failures; /**< TLS handshakes that failed on its listening sockets */
 } twine_reactor_stats;
 
 /** A listener's figures (twine_listener_get_stats). */
@@ -306,6 +310,22 @@ twine_status twine_factory_new(const char *name, const char *parameters, twine_f
  */
 twine_status twine_factory_new_callbacks(const twine_protocol_callbacks *callbacks, void *context,
                                          twine_factory **out);
+
+/**
+ * Listens where the endpoint string `endpoint` says (Twisted's syntax:
+ * "tcp:8025:interface=127.0.0.1", "unix:/run/echo.sock:mode=660",
+ * "ssl:8443:privateKey=key.pem:certKey=cert.pem", "systemd:domain=INET:index=0",
+ * "haproxy:tcp:8025"; not "udp:") and serves each connection with a protocol from
+ * `factory`, until the reactor is freed. Reactor's thread only.
+ * @param reactor the reactor (borrowed)
+ * @param factory the factory (borrowed; the listener keeps what it uses alive)
+ * @param endpoint the endpoint string (borrowed)
+ * @param bound_port receives the bound port (0 for UNIX-domain sockets) unless NULL
+ * @return TWINE_OK; TWINE_EINVAL (a bad string: twine_last_error names the bad part; a
+ *   bad handle); TWINE_EADDRINUSE; TWINE_ESOCKET (twine_last_errno says why)
+ */
+twine_status twine_listen_endpoint(twine_reactor *reactor, twine_factory *factory, const char *endpoint,
+                                   int *bound_port);
 
 /**
  * Queues `length` bytes for the peer, as they are (no framing): sent at once when the

@@ -104,6 +104,9 @@ public final class AsyncConnection: @unchecked Sendable {
     }
   }
 
+  /// Bytes received and not yet handed to the consumer. Reactor thread only.
+  var buffered: Int { pending.count }
+
   /// Bytes written so far but not yet handed to the kernel (0 once closed). Reactor thread only.
   var queued: Int { lostReason == nil ? transport?.pendingWriteCount ?? 0 : 0 }
 

@@ -16,13 +16,12 @@ public func serveAsyncEcho(_ listener: AsyncListener, maxConnections: Int = 100)
         continue
       }
       group.addTask {
-        do {
-          for try await chunk in connection.inbound {
-            try await connection.outbound.write(chunk)
+        // Closes when the peer has finished (aborts if reading or writing threw: the
+        // connection is already gone then, for that reason).
+        try? await connection.executeThenClose { inbound, outbound in
+          for try await chunk in inbound {
+            try await outbound.write(chunk)
           }
-          connection.close()
-        } catch {
-          connection.abort()  // already closed, for the reason `inbound` or `write` threw
         }
       }
     }

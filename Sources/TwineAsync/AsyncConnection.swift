@@ -25,21 +25,23 @@ public final class AsyncConnection: @unchecked Sendable {
   // @unchecked Sendable: every mutable property is touched only on the reactor's thread. Each
   // public entry point either checks `executor.isOnLoopThread` or hops there through
   // `executor.onLoop`/`later` first, and the bridge's callbacks come from the loop itself.
+  // Exclusivity unchecked on the per-chunk state: touched on every chunk, only on the loop
+  // thread, never while another access to it is open.
 
   let executor: ReactorExecutor
   /// The transport, once the connection is made; kept after the close (its calls are no-ops then).
-  private var transport: (any Transport)?
+  @exclusivity(unchecked) private var transport: (any Transport)?
   /// Bytes received and not yet handed out.
-  private var pending: [UInt8] = []
+  @exclusivity(unchecked) private var pending: [UInt8] = []
   /// The storage of the last chunk handed out: reused once the consumer drops it.
-  private var spare: [UInt8] = []
-  private var reader: UnsafeContinuation<[UInt8]?, any Error>?
+  @exclusivity(unchecked) private var spare: [UInt8] = []
+  @exclusivity(unchecked) private var reader: UnsafeContinuation<[UInt8]?, any Error>?
   private var writers: [UnsafeContinuation<Void, any Error>] = []
   private var closeWaiters: [UnsafeContinuation<CloseReason, Never>] = []
   /// False while the transport's queue is above its high mark (it paused us as its producer).
-  private var writable = true
+  @exclusivity(unchecked) private var writable = true
   /// True while reading is paused because the consumer is behind.
-  private var readPaused = false
+  @exclusivity(unchecked) private var readPaused = false
   /// The peer ended its side (half-close): `inbound` ends once `pending` is handed out.
   private var inputEnded = false
   /// ``finish()`` was called: writes are refused.
@@ -48,6 +50,8 @@ public final class AsyncConnection: @unchecked Sendable {
   private(set) var lostReason: CloseReason?
   /// Limits in force (the transport's), read when the connection starts.
   private var limits = WriteBufferLimits.default
+  /// The task running ``executeThenClose(_:)``'s body, while it runs (compared, never used).
+  @exclusivity(unchecked) private var scopeTask: UnsafeCurrentTask?
 
   /// The peer's address.
   public let peer: SocketAddress
@@ -91,17 +95,40 @@ public final class AsyncConnection: @unchecked Sendable {
 
   /// Runs `body` with the connection's two halves, then closes it: gracefully when `body`
   /// returns, with a reset when it throws (NIO's `executeThenClose`).
+  ///
+  /// Cheaper than bare `inbound`/`outbound` calls: one cancellation handler covers the whole
+  /// body (cancelling this task aborts the connection), instead of one per wait.
   public func executeThenClose<Result>(
     _ body: (_ inbound: Inbound, _ outbound: Outbound) async throws -> Result
   ) async throws -> Result {
     do {
-      let result = try await body(inbound, outbound)
+      let result = try await withTaskCancellationHandler {
+        let scoped = enterScope()
+        defer { if scoped { scopeTask = nil } }
+        return try await body(inbound, outbound)
+      } onCancel: {
+        executor.later { self.abortNow() }
+      }
       close()
       return result
     } catch {
       abort()
       throw error
     }
+  }
+
+  /// On the loop thread, outside any other scope: makes the current task the one whose waits
+  /// need no handler of their own (``executeThenClose(_:)``'s covers them). True if it did.
+  private func enterScope() -> Bool {
+    guard executor.isOnLoopThread, scopeTask == nil else { return false }
+    scopeTask = withUnsafeCurrentTask { $0 }
+    return scopeTask != nil
+  }
+
+  /// True when the current task is the one an ``executeThenClose(_:)`` handler covers.
+  private var inScope: Bool {
+    guard let scopeTask else { return false }
+    return withUnsafeCurrentTask { $0 == scopeTask }
   }
 
   /// Bytes received and not yet handed to the consumer. Reactor thread only.
@@ -206,6 +233,9 @@ public final class AsyncConnection: @unchecked Sendable {
         abortNow()
         throw CloseReason.aborted
       }
+      if inScope {
+        return try await withUnsafeThrowingContinuation { continuation in next(into: continuation) }
+      }
     }
     return try await withTaskCancellationHandler {
       try await withUnsafeThrowingContinuation { continuation in
@@ -249,6 +279,9 @@ public final class AsyncConnection: @unchecked Sendable {
         throw CloseReason.aborted
       }
       if try write(bytes) { return }
+      if inScope {
+        return try await withUnsafeThrowingContinuation { continuation in waitWritable(continuation) }
+      }
       try await withTaskCancellationHandler {
         try await withUnsafeThrowingContinuation { continuation in
           // Still on the loop thread: nothing ran since the write.

@@ -3,8 +3,8 @@ import TwineBuiltins
 
 /// The tutorial's counting Echo written with the async API: serves every connection
 /// `listener` accepts in a child task that echoes each chunk back; a connection that takes
-/// the live count past `maxConnections` is told ``CountingEcho/refusal`` and closed (and
-/// counted as refused), as the callback ``CountingEcho`` does. Returns when the listener
+/// the live count past `maxConnections` is told `CountingEcho.refusal` and closed (and
+/// counted as refused), as the callback `CountingEcho` does. Returns when the listener
 /// ends (its `close()`, or the reactor's shutdown) and every connection has.
 public func serveAsyncEcho(_ listener: AsyncListener, maxConnections: Int = 100) async throws {
   try await withThrowingDiscardingTaskGroup { group in

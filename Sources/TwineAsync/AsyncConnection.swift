@@ -10,16 +10,16 @@ import Twine
 /// connection.close()
 /// ```
 ///
-/// Back-pressure follows the transport's ``WriteBufferLimits``: while more than `highWater`
+/// Back-pressure follows the transport's `WriteBufferLimits`: while more than `highWater`
 /// bytes wait for the consumer, the socket is not read; `outbound.write` returns once its
 /// bytes are queued, but waits first while more than `highWater` bytes are queued, until the
 /// queue drains to `lowWater`. Cancelling a task that waits in `inbound` or `outbound` aborts
-/// the connection (`connectionLost(.aborted)`), and the wait throws ``CloseReason/aborted``.
+/// the connection (`connectionLost(.aborted)`), and the wait throws `CloseReason.aborted`.
 /// A connection that ends for another reason throws that reason from `inbound` and
 /// `outbound` (a clean end finishes `inbound` instead).
 ///
 /// Its calls are cheapest on the reactor's thread (a task whose executor preference is
-/// ``ReactorExecutor``, as the tasks of ``AsyncReactor/react(_:)`` and their children are):
+/// `ReactorExecutor`, as the tasks of ``AsyncReactor/react(_:)`` and their children are):
 /// a chunk then reaches the task with no thread hop. From any other thread each call hops there.
 public final class AsyncConnection: @unchecked Sendable {
   // @unchecked Sendable: every mutable property is touched only on the reactor's thread. Each
@@ -62,7 +62,7 @@ public final class AsyncConnection: @unchecked Sendable {
   }
 
   /// The bytes the peer sends, chunk by chunk; ends when the peer closes cleanly, throws the
-  /// ``CloseReason`` otherwise. Iterate it from one task at a time.
+  /// `CloseReason` otherwise. Iterate it from one task at a time.
   public var inbound: Inbound { Inbound(connection: self) }
 
   /// Where to write.

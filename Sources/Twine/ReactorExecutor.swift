@@ -23,7 +23,8 @@ import Synchronization
 public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
   // @unchecked Sendable: `local`, `running`, `event`, `closed` and `reactor` are touched only on
   // the loop thread (enqueue checks the thread, and every other use is from the loop's own
-  // callbacks or its shutdown); the thread's identity is an atomic; the rest is immutable or Sendable.
+  // callbacks or its shutdown); `serial` is set once, in init, before anyone sees this object;
+  // the thread's identity is an atomic; the rest is immutable or Sendable.
 
   /// Jobs enqueued on the loop thread, run by the next ``drain()``.
   private var local: [QueuedJob] = []

@@ -144,7 +144,7 @@ lint:
 FAULT_SHIM := .build/faults/faultshim.so
 FAULT_SEED ?= 42
 SOAK_MINUTES ?= 10
-TSAN_SUITES := ReactorTests|HalfCloseTests|AdoptTests|CAPITests|HostileLoopbackTests|ReactorGroupTests|GroupAdmissionTests|ChatAcrossReactorsTests|DrainTests|ReactorServiceTests
+TSAN_SUITES := ReactorTests|HalfCloseTests|AdoptTests|CAPITests|HostileLoopbackTests|ReactorGroupTests|GroupAdmissionTests|ChatAcrossReactorsTests|DrainTests|ReactorServiceTests|ReactorExecutorTests|TimeAndBridgeTests
 .PHONY: faults faults-smoke soak test-tsan
 
 $(FAULT_SHIM): Faults/faultshim.c

@@ -13,7 +13,7 @@ swift=${SWIFT:-swift}
 # The toolchain's docc: on PATH, else beside swift.
 docc=${DOCC:-$(command -v docc || echo "$(dirname "$(readlink -f "$(command -v "$swift")")")/docc")}
 out=${1:-.build/docs}
-modules="TwineCore TwineProtocols TwineTesting Twine TwineServiceLifecycle TwineMetrics"
+modules="TwineCore TwineProtocols TwineTesting Twine TwineAsync TwineServiceLifecycle TwineMetrics"
 cd "$(dirname "$0")/.."
 
 graphs=$("$swift" package dump-symbol-graph --emit-extension-block-symbols | sed -n 's/^Files written to //p')

@@ -3,8 +3,8 @@ import TwineBuiltins
 
 /// The tutorial's counting Echo written with the async API: serves every connection
 /// `listener` accepts in a child task that echoes each chunk back; a connection that takes
-/// the live count past `maxConnections` is told ``CountingEcho/refusal`` and closed (and
-/// counted as refused), as the callback ``CountingEcho`` does. Returns when the listener
+/// the live count past `maxConnections` is told `CountingEcho.refusal` and closed (and
+/// counted as refused), as the callback `CountingEcho` does. Returns when the listener
 /// ends (its `close()`, or the reactor's shutdown) and every connection has.
 public func serveAsyncEcho(_ listener: AsyncListener, maxConnections: Int = 100) async throws {
   try await withThrowingDiscardingTaskGroup { group in
@@ -16,13 +16,12 @@ public func serveAsyncEcho(_ listener: AsyncListener, maxConnections: Int = 100)
         continue
       }
       group.addTask {
-        do {
-          for try await chunk in connection.inbound {
-            try await connection.outbound.write(chunk)
+        // Closes when the peer has finished (aborts if reading or writing threw: the
+        // connection is already gone then, for that reason).
+        try? await connection.executeThenClose { inbound, outbound in
+          for try await chunk in inbound {
+            try await outbound.write(chunk)
           }
-          connection.close()
-        } catch {
-          connection.abort()  // already closed, for the reason `inbound` or `write` threw
         }
       }
     }

@@ -23,12 +23,17 @@ import Synchronization
 public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sendable {
   // @unchecked Sendable: `local`, `running`, `event`, `closed` and `reactor` are touched only on
   // the loop thread (enqueue checks the thread, and every other use is from the loop's own
-  // callbacks or its shutdown); the thread's identity is an atomic; the rest is immutable or Sendable.
+  // callbacks or its shutdown); `serial` is set once, in init, before anyone sees this object;
+  // the thread's identity is an atomic; the rest is immutable or Sendable.
 
   /// Jobs enqueued on the loop thread, run by the next ``drain()``.
-  private var local: [UnownedJob] = []
+  private var local: [QueuedJob] = []
   /// The batch being run (swapped with `local`, so neither array reallocates in steady state).
-  private var running: [UnownedJob] = []
+  private var running: [QueuedJob] = []
+  /// The executor actors and isolation checks see: jobs it queues run isolated to it. This
+  /// object is the task executor: a task's jobs run with no serial isolation, so the task's
+  /// nonisolated calls go on inline instead of bouncing through the queue at every switch.
+  private var serial: ReactorSerialExecutor!
   /// The user event that runs the queue (made active when the queue turns non-empty).
   private var event: OpaquePointer?
   /// True once the reactor shut down: jobs go to `afterShutdown`.
@@ -52,6 +57,7 @@ public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sen
     self.loopThread = Atomic(UInt(reactor.loopThread))
     local.reserveCapacity(64)
     running.reserveCapacity(64)
+    serial = ReactorSerialExecutor(self)
     event = event_new(
       reactor.base, -1, 0,
       { _, _, context in Unmanaged<ReactorExecutor>.fromOpaque(context!).takeUnretainedValue().drain() },
@@ -67,9 +73,13 @@ public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sen
   /// The reactor moved to `thread` (``Reactor/run()`` or ``Reactor/iterate(blocking:)`` on another thread).
   func loopMoved(to thread: pthread_t) { loopThread.store(UInt(thread), ordering: .relaxed) }
 
-  /// Queues `job` to run on the reactor's thread.
+  /// Queues `job` (a task's, as its task executor) to run on the reactor's thread.
   public func enqueue(_ job: consuming ExecutorJob) {
-    let job = UnownedJob(job)
+    enqueue(QueuedJob(job: UnownedJob(job), isolated: false))
+  }
+
+  /// Queues `job` from any thread.
+  fileprivate func enqueue(_ job: QueuedJob) {
     if isOnLoopThread && !closed {
       local.append(job)
       if local.count == 1, let event { event_active(event, 0, 1) }
@@ -80,7 +90,7 @@ public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sen
   }
 
   /// A job that came through the cross-thread door: queue it, or run it on the fallback queue if the reactor has gone.
-  private func enqueueOnLoop(_ job: UnownedJob) {
+  private func enqueueOnLoop(_ job: QueuedJob) {
     guard !closed else {
       afterShutdown.async { self.run(job) }
       return
@@ -104,8 +114,12 @@ public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sen
   @discardableResult
   package func later(_ body: @escaping @Sendable () -> Void) -> Bool { caller.callFromThread(body) }
 
-  private func run(_ job: UnownedJob) {
-    job.runSynchronously(isolatedTo: asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+  private func run(_ job: QueuedJob) {
+    if job.isolated {
+      job.job.runSynchronously(isolatedTo: serial.asUnownedSerialExecutor(), taskExecutor: asUnownedTaskExecutor())
+    } else {
+      job.job.runSynchronously(on: asUnownedTaskExecutor())
+    }
   }
 
   /// Runs the jobs queued so far (those they queue wait for the next batch). Indexes rather
@@ -161,8 +175,34 @@ public final class ReactorExecutor: SerialExecutor, TaskExecutor, @unchecked Sen
     precondition(isOnLoopThread, "not on the reactor's thread")
   }
 
-  /// This executor, unowned, for the runtime.
-  public func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
+  /// The serial executor for actors on the reactor (an actor's `unownedExecutor`): its jobs
+  /// run on the reactor's thread, isolated to it.
+  public func asUnownedSerialExecutor() -> UnownedSerialExecutor { serial.asUnownedSerialExecutor() }
+}
+
+/// A job and whether it runs isolated to the reactor's serial executor (an actor's) or only
+/// on the task executor (a task's own code).
+private struct QueuedJob: Sendable {
+  let job: UnownedJob
+  let isolated: Bool
+}
+
+/// The reactor's serial executor, as actors see it: queues into the ``ReactorExecutor``'s
+/// queue, marked to run isolated. A separate object, so that the runtime never mistakes a
+/// task's own jobs (enqueued on the task executor) for isolated ones.
+private final class ReactorSerialExecutor: SerialExecutor {
+  /// Unowned: the task executor owns this object.
+  unowned let owner: ReactorExecutor
+
+  init(_ owner: ReactorExecutor) { self.owner = owner }
+
+  func enqueue(_ job: consuming ExecutorJob) {
+    owner.enqueue(QueuedJob(job: UnownedJob(job), isolated: true))
+  }
+
+  func checkIsolated() { owner.checkIsolated() }
+
+  func asUnownedSerialExecutor() -> UnownedSerialExecutor { UnownedSerialExecutor(ordinary: self) }
 }
 
 extension Reactor {

@@ -10,36 +10,38 @@ import Twine
 /// connection.close()
 /// ```
 ///
-/// Back-pressure follows the transport's ``WriteBufferLimits``: while more than `highWater`
+/// Back-pressure follows the transport's `WriteBufferLimits`: while more than `highWater`
 /// bytes wait for the consumer, the socket is not read; `outbound.write` returns once its
 /// bytes are queued, but waits first while more than `highWater` bytes are queued, until the
 /// queue drains to `lowWater`. Cancelling a task that waits in `inbound` or `outbound` aborts
-/// the connection (`connectionLost(.aborted)`), and the wait throws ``CloseReason/aborted``.
+/// the connection (`connectionLost(.aborted)`), and the wait throws `CloseReason.aborted`.
 /// A connection that ends for another reason throws that reason from `inbound` and
 /// `outbound` (a clean end finishes `inbound` instead).
 ///
 /// Its calls are cheapest on the reactor's thread (a task whose executor preference is
-/// ``ReactorExecutor``, as the tasks of ``AsyncReactor/react(_:)`` and their children are):
+/// `ReactorExecutor`, as the tasks of ``AsyncReactor/react(_:)`` and their children are):
 /// a chunk then reaches the task with no thread hop. From any other thread each call hops there.
 public final class AsyncConnection: @unchecked Sendable {
   // @unchecked Sendable: every mutable property is touched only on the reactor's thread. Each
   // public entry point either checks `executor.isOnLoopThread` or hops there through
   // `executor.onLoop`/`later` first, and the bridge's callbacks come from the loop itself.
+  // Exclusivity unchecked on the per-chunk state: touched on every chunk, only on the loop
+  // thread, never while another access to it is open.
 
   let executor: ReactorExecutor
   /// The transport, once the connection is made; kept after the close (its calls are no-ops then).
-  private var transport: (any Transport)?
+  @exclusivity(unchecked) private var transport: (any Transport)?
   /// Bytes received and not yet handed out.
-  private var pending: [UInt8] = []
+  @exclusivity(unchecked) private var pending: [UInt8] = []
   /// The storage of the last chunk handed out: reused once the consumer drops it.
-  private var spare: [UInt8] = []
-  private var reader: UnsafeContinuation<[UInt8]?, any Error>?
+  @exclusivity(unchecked) private var spare: [UInt8] = []
+  @exclusivity(unchecked) private var reader: UnsafeContinuation<[UInt8]?, any Error>?
   private var writers: [UnsafeContinuation<Void, any Error>] = []
   private var closeWaiters: [UnsafeContinuation<CloseReason, Never>] = []
   /// False while the transport's queue is above its high mark (it paused us as its producer).
-  private var writable = true
+  @exclusivity(unchecked) private var writable = true
   /// True while reading is paused because the consumer is behind.
-  private var readPaused = false
+  @exclusivity(unchecked) private var readPaused = false
   /// The peer ended its side (half-close): `inbound` ends once `pending` is handed out.
   private var inputEnded = false
   /// ``finish()`` was called: writes are refused.
@@ -48,6 +50,8 @@ public final class AsyncConnection: @unchecked Sendable {
   private(set) var lostReason: CloseReason?
   /// Limits in force (the transport's), read when the connection starts.
   private var limits = WriteBufferLimits.default
+  /// The task running ``executeThenClose(_:)``'s body, while it runs (compared, never used).
+  @exclusivity(unchecked) private var scopeTask: UnsafeCurrentTask?
 
   /// The peer's address.
   public let peer: SocketAddress
@@ -58,7 +62,7 @@ public final class AsyncConnection: @unchecked Sendable {
   }
 
   /// The bytes the peer sends, chunk by chunk; ends when the peer closes cleanly, throws the
-  /// ``CloseReason`` otherwise. Iterate it from one task at a time.
+  /// `CloseReason` otherwise. Iterate it from one task at a time.
   public var inbound: Inbound { Inbound(connection: self) }
 
   /// Where to write.
@@ -91,11 +95,20 @@ public final class AsyncConnection: @unchecked Sendable {
 
   /// Runs `body` with the connection's two halves, then closes it: gracefully when `body`
   /// returns, with a reset when it throws (NIO's `executeThenClose`).
+  ///
+  /// Cheaper than bare `inbound`/`outbound` calls: one cancellation handler covers the whole
+  /// body (cancelling this task aborts the connection), instead of one per wait.
   public func executeThenClose<Result>(
     _ body: (_ inbound: Inbound, _ outbound: Outbound) async throws -> Result
   ) async throws -> Result {
     do {
-      let result = try await body(inbound, outbound)
+      let result = try await withTaskCancellationHandler {
+        let scoped = enterScope()
+        defer { if scoped { scopeTask = nil } }
+        return try await body(inbound, outbound)
+      } onCancel: {
+        executor.later { self.abortNow() }
+      }
       close()
       return result
     } catch {
@@ -103,6 +116,23 @@ public final class AsyncConnection: @unchecked Sendable {
       throw error
     }
   }
+
+  /// On the loop thread, outside any other scope: makes the current task the one whose waits
+  /// need no handler of their own (``executeThenClose(_:)``'s covers them). True if it did.
+  private func enterScope() -> Bool {
+    guard executor.isOnLoopThread, scopeTask == nil else { return false }
+    scopeTask = withUnsafeCurrentTask { $0 }
+    return scopeTask != nil
+  }
+
+  /// True when the current task is the one an ``executeThenClose(_:)`` handler covers.
+  private var inScope: Bool {
+    guard let scopeTask else { return false }
+    return withUnsafeCurrentTask { $0 == scopeTask }
+  }
+
+  /// Bytes received and not yet handed to the consumer. Reactor thread only.
+  var buffered: Int { pending.count }
 
   /// Bytes written so far but not yet handed to the kernel (0 once closed). Reactor thread only.
   var queued: Int { lostReason == nil ? transport?.pendingWriteCount ?? 0 : 0 }
@@ -203,6 +233,9 @@ public final class AsyncConnection: @unchecked Sendable {
         abortNow()
         throw CloseReason.aborted
       }
+      if inScope {
+        return try await withUnsafeThrowingContinuation { continuation in next(into: continuation) }
+      }
     }
     return try await withTaskCancellationHandler {
       try await withUnsafeThrowingContinuation { continuation in
@@ -246,6 +279,9 @@ public final class AsyncConnection: @unchecked Sendable {
         throw CloseReason.aborted
       }
       if try write(bytes) { return }
+      if inScope {
+        return try await withUnsafeThrowingContinuation { continuation in waitWritable(continuation) }
+      }
       try await withTaskCancellationHandler {
         try await withUnsafeThrowingContinuation { continuation in
           // Still on the loop thread: nothing ran since the write.

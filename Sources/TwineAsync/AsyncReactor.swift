@@ -1,13 +1,13 @@
 import Glibc
 import Twine
 
-/// A ``Reactor`` as async code sees it: a `Sendable` handle that listens, connects and
-/// sleeps, from any task. Get it from ``Twine/Reactor/async`` or ``Twine/Reactor/react(_:)``.
+/// A `Reactor` as async code sees it: a `Sendable` handle that listens, connects and
+/// sleeps, from any task. Get it from `Reactor.async` or `Reactor.react(_:)`.
 ///
 /// Its calls run on the reactor's thread: at once from a task that prefers the reactor's
-/// executor (the tasks ``Twine/Reactor/react(_:)`` starts, and their children), through the
+/// executor (the tasks `Reactor.react(_:)` starts, and their children), through the
 /// reactor's cross-thread door otherwise. After the reactor's shutdown they throw
-/// ``TwineError/reactorShutDown``.
+/// `TwineError.reactorShutDown`.
 public struct AsyncReactor: Sendable {
   /// The reactor's executor: give it as a task's executor preference to run on the loop thread.
   public let executor: ReactorExecutor
@@ -40,9 +40,9 @@ public struct AsyncReactor: Sendable {
     return try result.get()
   }
 
-  /// Runs `body` with the ``Twine/Reactor`` on its thread (at once when already there) and
+  /// Runs `body` with the `Reactor` on its thread (at once when already there) and
   /// returns what it returns: the way from async code to the callback API (`connectTCP`,
-  /// `callLater`, ...). Throws ``TwineError/reactorShutDown`` once the reactor has shut down.
+  /// `callLater`, ...). Throws `TwineError.reactorShutDown` once the reactor has shut down.
   public func withReactor<T: Sendable>(_ body: @escaping @Sendable (Reactor) throws -> T) async throws -> T {
     let result: Result<T, any Error> = try await onLoop { reactor in Result { try body(reactor) } }
     return try result.get()
@@ -60,7 +60,7 @@ public struct AsyncReactor: Sendable {
     }
   }
 
-  /// Listens on the UNIX-domain socket `path` (permissions `mode`), as ``Twine/Reactor/listenUNIX(_:factory:mode:backlog:)`` does.
+  /// Listens on the UNIX-domain socket `path` (permissions `mode`), as `Reactor.listenUNIX(_:factory:mode:backlog:)` does.
   public func listen(unix path: String, mode: mode_t = 0o666, backlog: Int = 511) async throws(TwineError)
     -> AsyncListener
   {
@@ -80,7 +80,7 @@ public struct AsyncReactor: Sendable {
   // MARK: Connecting
 
   /// Connects to `host`:`port` (names resolved without blocking the loop). Throws the
-  /// ``CloseReason`` of a failed attempt (`.connectionRefused`, `.timedOut` after `timeout`
+  /// `CloseReason` of a failed attempt (`.connectionRefused`, `.timedOut` after `timeout`
   /// seconds, `.lookupFailed`); cancelling the waiting task stops the attempt (`.aborted`).
   public func connect(host: String, port: Int, timeout: Double? = 30) async throws -> AsyncConnection {
     try await connect { reactor, factory in reactor.connectTCP(host, port, factory: factory, timeout: timeout) }
@@ -92,7 +92,7 @@ public struct AsyncReactor: Sendable {
   }
 
   /// Connects to `host`:`port` and speaks TLS with `tls` (client options; by default the
-  /// system's CAs must vouch for the server). A failed handshake throws ``CloseReason/tlsFailed(_:)``.
+  /// system's CAs must vouch for the server). A failed handshake throws `CloseReason.tlsFailed(_:)`.
   public func connect(host: String, port: Int, tls: TLSOptions, timeout: Double? = 30) async throws
     -> AsyncConnection
   {

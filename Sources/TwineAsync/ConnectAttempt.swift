@@ -31,8 +31,8 @@ final class ConnectAttempt: ClientFactory {
     fail(reason)
   }
 
-  /// Ends the attempt with `reason` (a ``CloseReason``: a failure, or `.aborted` when
-  /// cancelled; or the ``TwineError`` that kept it from starting).
+  /// Ends the attempt with `reason` (a `CloseReason`: a failure, or `.aborted` when
+  /// cancelled; or the `TwineError` that kept it from starting).
   func fail(_ reason: any Error) {
     guard let continuation else { return }
     self.continuation = nil

@@ -7,8 +7,8 @@ extension AsyncConnection {
   /// Each chunk is an owned `[UInt8]`; its storage is reused for a later chunk once the
   /// consumer has let go of it, so a consumer that keeps no chunk past its loop body makes
   /// no allocation per chunk. The sequence ends when the peer closes cleanly (or half-closes)
-  /// and throws the ``CloseReason`` of any other end; cancelling the iterating task aborts
-  /// the connection and throws ``CloseReason/aborted``.
+  /// and throws the `CloseReason` of any other end; cancelling the iterating task aborts
+  /// the connection and throws `CloseReason.aborted`.
   public struct Inbound: AsyncSequence, Sendable {
     /// A chunk of received bytes.
     public typealias Element = [UInt8]
@@ -37,7 +37,7 @@ extension AsyncConnection {
 
     /// Queues `bytes` (sent at once when the kernel takes them; copied at most once). Waits
     /// first while the queue is above its high mark, until it drains to its low mark. Throws
-    /// the close reason on a closed connection (``CloseReason/closedByUs`` after ``finish()``).
+    /// the close reason on a closed connection (`CloseReason.closedByUs` after ``finish()``).
     public func write(_ bytes: [UInt8]) async throws {
       try await connection.write(bytes)
     }

@@ -38,7 +38,7 @@ extension Protocol {
 }
 
 /// A closure made on the reactor's thread, carried through a task and called only on that
-/// thread again (``ReactorExecutor/onLoop(_:)``): @unchecked Sendable for that reason.
+/// thread again (`ReactorExecutor.onLoop(_:)`): @unchecked Sendable for that reason.
 private struct LoopBound<T: Sendable>: @unchecked Sendable {
   let value: (Result<T, any Error>) -> Void
   init(_ value: @escaping (Result<T, any Error>) -> Void) { self.value = value }

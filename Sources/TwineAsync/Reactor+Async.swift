@@ -71,7 +71,7 @@ extension Reactor {
   }
 }
 
-/// What ``Twine/Reactor/react(_:)``'s task ended with.
+/// What `Reactor.react(_:)`'s task ended with.
 private final class Outcome<T: Sendable>: Sendable {
   private let result = Mutex<Result<T, any Error>?>(nil)
   func set(_ value: Result<T, any Error>) { result.withLock { $0 = value } }

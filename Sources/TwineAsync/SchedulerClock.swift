@@ -2,7 +2,7 @@ import Glibc
 import Synchronization
 import Twine
 
-/// A ``Twine/Scheduler`` as a Swift `Clock`: the reactor's timers (``AsyncReactor/clock``), or
+/// A `Scheduler` as a Swift `Clock`: the reactor's timers (``AsyncReactor/clock``), or
 /// a test's `ManualClock`, so code generic over `Clock` runs on either.
 ///
 /// ```swift

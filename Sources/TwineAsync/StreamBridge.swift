@@ -1,6 +1,6 @@
 import Twine
 
-/// The ``Protocol`` an ``AsyncConnection`` is to its transport: it forwards the transport's
+/// The `Protocol` an ``AsyncConnection`` is to its transport: it forwards the transport's
 /// callbacks (data, half-close, loss) and its flow control (as the registered producer).
 ///
 /// The transport holds it until the connection closes, and it holds the connection: an open

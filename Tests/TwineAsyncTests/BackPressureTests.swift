@@ -28,7 +28,7 @@ import Testing
   /// peer stalls, RSS stays within 64 MiB of where it was; once the consumer goes on, all of it arrives.
   @Test func slowConsumerStopsTheReads() throws {
     let total = 1 << 30
-    let (stalledAt, received, growth) = try reacting(timeout: 300) { reactor in
+    let (stalledAt, received, growth, buffered) = try reacting(timeout: 300) { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let baseline = residentBytes()
       let progress = Shared(0)
@@ -42,6 +42,7 @@ import Testing
       let connection = try #require(try await iterator.next())
       // The consumer takes nothing: the peer must stall once the server stops reading.
       let stalledAt = try await Self.settled(reactor, { progress.value })
+      let bufferedThen = connection.buffered
       var peak = residentBytes() - baseline
       var received = 0
       var chunks = 0
@@ -52,11 +53,14 @@ import Testing
       }
       peak = max(peak, residentBytes() - baseline)
       listener.close()
-      return (stalledAt, received, peak)
+      return (stalledAt, received, peak, bufferedThen)
     }
     #expect(stalledAt < 64 << 20, "the peer sent \(stalledAt) bytes to a consumer that took none")
+    #expect(buffered <= WriteBufferLimits.default.highWater + (128 << 10), "\(buffered) bytes waited for the consumer")
     #expect(received == total)
-    #expect(growth < 64 << 20, "RSS grew by \(growth) bytes")
+    // RSS is the whole test process's (other suites run meanwhile): a loose bound here; the
+    // CLI test measures a server process of its own against the 64 MiB target.
+    #expect(growth < 256 << 20, "RSS grew by \(growth) bytes")
   }
 
   /// A writer to a peer that never reads suspends with the queue near its high mark (the

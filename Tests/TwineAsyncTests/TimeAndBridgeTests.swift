@@ -141,3 +141,32 @@ final class FirstLine: Protocol {
     }
   }
 }
+
+/// An actor whose executor is the reactor's: its methods run on the loop thread.
+actor LoopActor {
+  let executor: ReactorExecutor
+  var calls = 0
+  init(_ executor: ReactorExecutor) { self.executor = executor }
+  nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+  func call() -> Bool {
+    calls += 1
+    preconditionIsolated()  // the reactor's serial executor checks the thread
+    return executor.isOnLoopThread
+  }
+}
+
+@Suite struct ReactorExecutorTests {
+  /// The reactor is a SerialExecutor too: an actor on it runs on the loop thread, from a task
+  /// on the reactor (no thread hop) and from a task elsewhere (a hop through the cross-thread door).
+  @Test func actorOnTheReactorRunsOnTheLoop() throws {
+    let (fromLoop, fromElsewhere, calls) = try reacting { reactor in
+      let actor = LoopActor(reactor.executor)
+      let fromLoop = await actor.call()
+      let fromElsewhere = await Task.detached { await actor.call() }.value
+      return (fromLoop, fromElsewhere, await actor.calls)
+    }
+    #expect(fromLoop && fromElsewhere)
+    #expect(calls == 2)
+  }
+}

@@ -14,7 +14,7 @@ public final class CrossThreadCaller: Sendable {
     var queue: [@Sendable () -> Void] = []
     var open = true
   }
-  private let state = PthreadLock(State())
+  private let state = LockedValue(State())
   private let wakeFD: Int32
   /// Touched only on the reactor's thread (init, drain, close).
   private nonisolated(unsafe) var event: OpaquePointer?

@@ -8,7 +8,7 @@
 /// moment before it leaves the list, so on another thread a new connection may already
 /// hold the same number; its claim must survive the old one's release.
 enum DescriptorClaims {
-  private static let claims = PthreadLock<[Int32: Int]>([:])
+  private static let claims = LockedValue<[Int32: Int]>([:])
 
   /// Claims `fd` for an adoption; false (and nothing changed) when Twine owns it already.
   static func claimIfFree(_ fd: Int32) -> Bool {

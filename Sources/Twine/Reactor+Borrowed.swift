@@ -45,7 +45,6 @@ extension Reactor {
     loopThread = pthread_self()
   }
 
-
   /// True on the reactor's thread: the one that made it, or the one that last ran ``run()`` or ``iterate()``.
   public var isOnLoopThread: Bool { pthread_equal(pthread_self(), loopThread) != 0 }
 

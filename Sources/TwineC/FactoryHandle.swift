@@ -19,5 +19,5 @@ final class FactoryHandle: @unchecked Sendable {
 
   /// Held while a listener starts or stops: a factory shared by reactors on several host
   /// threads counts its ports (`Factory.doStart`/`doStop`) one thread at a time.
-  static let startStop = PthreadLock<Int>(0)
+  static let startStop = LockedValue<Int>(0)
 }

@@ -21,7 +21,7 @@ public enum FactoryRegistry {
   /// Makes a factory from the host's parameters; throws for values it cannot use.
   public typealias Maker = @Sendable (inout FactoryParameters) throws(FactoryParameters.Invalid) -> Factory
 
-  private static let makers = PthreadLock<[String: Maker]>([
+  private static let makers = LockedValue<[String: Maker]>([
     "echo": { parameters throws(FactoryParameters.Invalid) in
       CountingFactory(maxConnections: try parameters.integer("max_connections", default: 100, in: 0...Int(Int32.max)))
     },

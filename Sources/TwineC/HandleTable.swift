@@ -29,7 +29,7 @@ final class HandleTable<Object: AnyObject & Sendable>: Sendable {
 
   private static var indexBits: UInt64 { 24 }
   private static var generationBits: UInt64 { 32 }
-  private let state = PthreadLock(State())
+  private let state = LockedValue(State())
   private let kind: Kind
 
   init(_ kind: Kind) { self.kind = kind }

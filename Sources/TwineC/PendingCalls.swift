@@ -30,7 +30,7 @@ final class PendingCalls: Sendable {
     var waiting: [UInt64: Call] = [:]
     var nextID: UInt64 = 0
   }
-  private let state = PthreadLock(State())
+  private let state = LockedValue(State())
 
   /// Records `call` as accepted; the id is for ``run(_:)``.
   func accept(_ call: Call) -> UInt64 {

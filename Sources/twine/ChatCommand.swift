@@ -57,6 +57,7 @@ struct ChatCommand: ParsableCommand {
     guard maxConnections >= 1 else {
       throw ValidationError("--max-connections must be at least 1, not \(maxConnections)")
     }
+    try threading.validate(with: options)
   }
 
   func run() throws {

@@ -8,7 +8,9 @@ import TwineProtocols
 extension EchoCommand {
   /// The flags a group cannot serve.
   func validateThreads() throws {
+    try threading.validate(with: options)
     guard threading.threads != 1 else { return }
+    guard !useAsync else { throw ValidationError("--async serves on one reactor: leave --threads at 1") }
     guard !udp else { throw ValidationError("--udp serves on one thread: leave --threads at 1") }
     guard totalRateLimit == nil else {
       throw ValidationError("--total-rate-limit is kept per reactor: use it with --threads 1")

@@ -63,6 +63,9 @@ struct EchoCommand: ParsableCommand {
       throw ValidationError("--max-handshakes must be at least 1, not \(maxHandshakes)")
     }
     guard !(udp && unix != nil) else { throw ValidationError("--udp and --unix cannot be used together") }
+    guard !useAsync || (options.listen.isEmpty && options.lifecycle.takeover == nil) else {
+      throw ValidationError("--async listens with --port, --unix or --tls-*: not with --listen or --takeover")
+    }
     guard !useAsync || (!udp && rateLimit == nil && totalRateLimit == nil) else {
       throw ValidationError(
         "--async serves TCP, TLS and UNIX without rate limits (not --udp, --rate-limit, --total-rate-limit)")

@@ -12,6 +12,8 @@ struct HelloCommand: ParsableCommand {
   @OptionGroup var options: ServerOptions
   @OptionGroup var threading: ThreadOptions
 
+  func validate() throws { try threading.validate(with: options) }
+
   func run() throws {
     if threading.threads != 1 {
       let counters = ConnectionCounters(stripes: threading.count)

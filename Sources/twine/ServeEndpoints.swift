@@ -2,9 +2,12 @@ import Twine
 
 /// Serves `factory` on every `--listen` endpoint (one factory, one set of counters), and
 /// UDP endpoints with a protocol from `datagram` (servers that speak only TCP pass nil).
-/// Prints one `listening on` line per endpoint, in the order given.
+/// Prints one `listening on` line per endpoint, in the order given. With `--takeover`, serves
+/// the sockets the old server hands over instead.
 func serveEndpoints(_ factory: Factory, _ options: ServerOptions, datagram: (() -> DatagramProtocol)? = nil) throws {
   try serve(options) { reactor in
+    // A successor takes the old server's sockets instead (ServerOptions allows only plain endpoints then).
+    if let taken = try options.lifecycle.takeOver(reactor, factory: factory, tls: nil) { return taken }
     var addresses: [String] = []
     for text in options.listen {
       let endpoint = try ServerEndpoint(text)

@@ -31,10 +31,19 @@ struct ServerOptions: ParsableArguments {
   func validate() throws {
     guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, not \(port)") }
     for text in listen {
+      let endpoint: ServerEndpoint
       do {
-        _ = try ServerEndpoint(text)
+        endpoint = try ServerEndpoint(text)
       } catch {
         throw ValidationError("--listen: \(error)")
+      }
+      // A successor serves the sockets it takes over with one factory and no TLS: plain endpoints only.
+      switch endpoint {
+      case .tcp, .tcp6, .unix: break
+      default:
+        guard lifecycle.takeover == nil else {
+          throw ValidationError("--takeover with --listen takes over tcp:, tcp6: and unix: endpoints only, not \(text)")
+        }
       }
     }
     if let metrics, !(0...65535).contains(metrics) {

@@ -16,4 +16,16 @@ struct ThreadOptions: ParsableArguments {
   func validate() throws {
     guard threads >= 0 else { throw ValidationError("--threads must be 0 (one per core) or more, not \(threads)") }
   }
+
+  /// The server flags a reactor group does not serve yet (they work on one reactor): a usage error naming them.
+  func validate(with options: ServerOptions) throws {
+    guard threads != 1 else { return }
+    let single = [
+      ("--listen", !options.listen.isEmpty), ("--metrics", options.metrics != nil),
+      ("--control", options.lifecycle.control != nil), ("--takeover", options.lifecycle.takeover != nil),
+    ].filter(\.1).map(\.0)
+    guard single.isEmpty else {
+      throw ValidationError("\(single.joined(separator: ", ")) work on one reactor only: leave --threads at 1")
+    }
+  }
 }

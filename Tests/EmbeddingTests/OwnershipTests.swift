@@ -58,7 +58,8 @@ struct OwnershipTests {
     #expect(RawSockets.receive(client, count: 4) == Array("wait".utf8))
     let unbound = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(unbound) }
-    #expect(Self.cause { () throws(TwineError) in try reactor.adoptListeningSocket(unbound, factory: factory) } == EINVAL)
+    #expect(
+      Self.cause { () throws(TwineError) in try reactor.adoptListeningSocket(unbound, factory: factory) } == EINVAL)
   }
 
   /// The errno of the `cannotAdopt` error `body` throws; nil if it throws nothing or something else.

@@ -163,13 +163,26 @@ public func twineListenEndpoint(
 }
 
 /// `fd`, listening: a bound stream socket the host has not called listen(2) on yet is put
-/// in the listening state (backlog 511) first; anything else is left for
-/// `adoptListeningSocket` to accept or refuse with its errno.
+/// in the listening state (backlog 511) first. Anything else (an unbound socket, which
+/// listen(2) would bind to a random port, or not a stream socket) is left as it is, for
+/// `adoptListeningSocket` to refuse with its errno.
 private func listeningIfBound(_ fd: Int32) -> Int32 {
   var listening: Int32 = 0
   var length = socklen_t(MemoryLayout<Int32>.size)
-  if getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 0 {
-    _ = listen(fd, 511)  // fails (EINVAL / EOPNOTSUPP) for an unbound or non-stream socket: refused below
+  guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening == 0 else { return fd }
+  var address = sockaddr_storage()
+  var size = socklen_t(MemoryLayout<sockaddr_storage>.size)
+  let named = withUnsafeMutablePointer(to: &address) {
+    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &size) == 0 }
   }
+  guard named else { return fd }
+  let bound: Bool
+  switch Int32(address.ss_family) {
+  case AF_INET: bound = withUnsafeBytes(of: address) { $0.load(as: sockaddr_in.self).sin_port != 0 }
+  case AF_INET6: bound = withUnsafeBytes(of: address) { $0.load(as: sockaddr_in6.self).sin6_port != 0 }
+  case AF_UNIX: bound = Int(size) > MemoryLayout<sa_family_t>.size
+  default: bound = false
+  }
+  if bound { _ = listen(fd, 511) }
   return fd
 }

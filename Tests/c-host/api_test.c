@@ -515,6 +515,53 @@ static void test_listeners(void) {
   event_base_free(base);
 }
 
+static void drain_done(void *ctx, int cancelled) {
+  int *result = ctx;
+  *result = cancelled ? 2 : 1;
+}
+
+static int drained(void *ctx) { return *(int *)ctx != 0; }
+
+static void test_drain(void) {
+  struct event_base *base = event_base_new();
+  twine_reactor *reactor;
+  twine_factory *echo;
+  twine_reactor_new(base, &reactor);
+  twine_factory_new("echo", NULL, &echo);
+  int port = 0;
+  twine_listen(reactor, echo, "127.0.0.1", 0, &port);
+  int open_fd = connect_to(port);
+  CHECK("before the drain, a connection echoes", open_fd >= 0 && echoes(base, open_fd, "before"), "");
+  CHECK("a negative drain timeout is TWINE_EINVAL", twine_reactor_drain(reactor, -1, NULL, NULL) == TWINE_EINVAL, "");
+  int result = 0;
+  double started = now();
+  CHECK("twine_reactor_drain starts", twine_reactor_drain(reactor, 0.5, drain_done, &result) == TWINE_OK, "");
+  int late = connect_to(port);
+  CHECK("draining: the port is closed at once, new connects are refused", late < 0, "connected");
+  if (late >= 0) close(late);
+  CHECK("draining: an open connection still echoes", echoes(base, open_fd, "during"), "");
+  CHECK("a connection that stays open is cut at the deadline, then done(ctx, 0) runs",
+        run_until(base, drained, &result, 10) && result == 1 && now() - started >= 0.4, "result %d after %.2f s",
+        result, now() - started);
+  twine_counters counters;
+  twine_factory_counters(echo, &counters);
+  CHECK("after the drain no connection is live", counters.live == 0, "live %lld", (long long)counters.live);
+  close(open_fd);
+
+  /* Freed before the drain ends: done is called back as cancelled, by the free. */
+  twine_listen(reactor, echo, "127.0.0.1", 0, &port);
+  int held = connect_to(port);
+  echoes(base, held, "held");
+  int cancelled = 0;
+  twine_reactor_drain(reactor, 60, drain_done, &cancelled);
+  twine_reactor_free(reactor);
+  CHECK("a reactor freed mid-drain calls done(ctx, 1) before the free returns", cancelled == 2, "result %d",
+        cancelled);
+  close(held);
+  twine_factory_free(echo);
+  event_base_free(base);
+}
+
 int main(void) {
   test_version_and_logging();
   test_handles();
@@ -522,6 +569,7 @@ int main(void) {
   test_calls_always_end();
   test_thread_binding();
   test_listeners();
+  test_drain();
   printf("api_test: %d failed\n", failures);
   return failures ? 1 : 0;
 }

@@ -265,6 +265,24 @@ twine_status twine_reactor_destroy(twine_reactor *reactor);
 twine_status twine_reactor_bind_thread(twine_reactor *reactor);
 
 /**
+ * Stops the reactor gracefully: closes its listening sockets at once (the kernel queues
+ * nothing more), tells each connection's protocol (connectionDraining), waits until every
+ * connection has closed or `timeout` seconds have passed, closes the rest (their
+ * protocols hear connectionLost with the reactor-shutdown reason), then calls
+ * `done(context, 0)` on the reactor's thread. The reactor stays usable: free it, or listen
+ * again. If the reactor is freed before the drain ends, twine_reactor_free calls
+ * `done(context, 1)` before it returns: `done` is called exactly once either way.
+ * Draining again while a drain runs adds `done` to the same drain. Reactor's thread only.
+ * @param reactor the reactor (borrowed)
+ * @param timeout seconds to wait for connections to close, 0 or more (0: close them now)
+ * @param done called once when the drain ends; may be NULL
+ * @param context passed to `done`; the host's until `done` has run
+ * @return TWINE_OK; TWINE_EINVAL (bad handle, negative or non-finite timeout);
+ *   TWINE_EWRONGTHREAD
+ */
+twine_status twine_reactor_drain(twine_reactor *reactor, double timeout, twine_call_fn done, void *context);
+
+/**
  * Reads a reactor's figures. Reactor's thread only.
  * @param reactor the reactor (borrowed)
  * @param out receives the figures

@@ -66,6 +66,7 @@ smoke: build c-host
 # The full matrix (~12 min): writes BENCHMARKS.md and benchmarks.svg here. Never run in CI.
 bench: build c-host
 	$(MAKE) -C Benchmarks bench TWINE=$(abspath $(TWINE_RELEASE)) C_HOST=$(abspath $(C_HOST)) OUT=$(abspath BENCHMARKS.md)
+	$(MAKE) -C Benchmarks allocs TWINE=$(abspath $(TWINE_RELEASE))
 
 # A short run for use while developing (< 2 min); writes Benchmarks/BENCHMARKS-quick.md.
 bench-quick: build c-host

@@ -22,9 +22,9 @@ import TwineAsync
   }
 
   @Test(arguments: [1, 64 << 10, 8 << 20])
-  func echoesOverTCP(size: Int) throws {
+  func echoesOverTCP(size: Int) async throws {
     let payload = pattern(size, seed: 3)
-    let (echoed, counters) = try reacting { reactor in
+    let (echoed, counters) = try await reacting { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       async let served: Void = serveAsyncEcho(listener)
       let client = try await reactor.connect(host: "127.0.0.1", port: listener.address.port)
@@ -41,10 +41,10 @@ import TwineAsync
     #expect(counters.bytesIn == size && counters.bytesOut == size)
   }
 
-  @Test func echoesOverUNIX() throws {
+  @Test func echoesOverUNIX() async throws {
     let path = "/tmp/twine-async-\(getpid()).sock"
     let payload = pattern(100_000, seed: 5)
-    let echoed = try reacting { reactor in
+    let echoed = try await reacting { reactor in
       let listener = try await reactor.listen(unix: path)
       async let served: Void = serveAsyncEcho(listener)
       let client = try await reactor.connect(unix: path)
@@ -57,9 +57,9 @@ import TwineAsync
     #expect(echoed == payload)
   }
 
-  @Test func echoesOverTLS() throws {
+  @Test func echoesOverTLS() async throws {
     let payload = pattern(300_000, seed: 7)
-    let (echoed, reason) = try reacting { reactor in
+    let (echoed, reason) = try await reacting { reactor in
       let listener = try await reactor.listen(tls: 0, options: AsyncCertificates.server(), interface: "127.0.0.1")
       async let served: Void = serveAsyncEcho(listener)
       let client = try await reactor.connect(
@@ -75,8 +75,8 @@ import TwineAsync
     #expect(reason == .closedByUs)
   }
 
-  @Test func failedConnectThrowsTheReason() throws {
-    let error = try reacting { reactor in
+  @Test func failedConnectThrowsTheReason() async throws {
+    let error = try await reacting { reactor in
       // A port nobody listens on: bind one, note it, close it.
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let port = listener.address.port
@@ -92,8 +92,8 @@ import TwineAsync
   }
 
   /// 100 connections echo; the 101st hears the exact refusal text and is closed.
-  @Test func countingLimitOverTheAsyncPath() throws {
-    let (refusal, counters, live) = try reacting { reactor in
+  @Test func countingLimitOverTheAsyncPath() async throws {
+    let (refusal, counters, live) = try await reacting { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       async let served: Void = serveAsyncEcho(listener, maxConnections: 100)
       var clients: [AsyncConnection] = []
@@ -122,9 +122,9 @@ import TwineAsync
   }
 
   /// 10,000 connect/echo/close cycles, eight at a time: counters exact, nothing left alive.
-  @Test func tenThousandCycles() throws {
+  @Test func tenThousandCycles() async throws {
     let cycles = 10_000
-    let (counters, echoed, survivors) = try reacting(timeout: 300) { reactor in
+    let (counters, echoed, survivors) = try await reacting(timeout: 300) { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       async let served: Void = serveAsyncEcho(listener, maxConnections: 100)
       let port = listener.address.port

@@ -16,21 +16,44 @@ final class Shared<T: Sendable>: Sendable {
 }
 
 /// Runs `main` on a fresh reactor (`react`), failing the test if it takes longer than `timeout` seconds.
+///
+/// The reactor's loop runs on a thread of its own, not on the test's: it blocks its thread until
+/// `main` returns, and a test blocking a thread of Swift's cooperative pool (2 on a 2-core
+/// machine) can starve the tasks another test needs a pool thread for (a full parallel run did).
 func reacting<T: Sendable>(
   timeout: Double = 60, sourceLocation: SourceLocation = #_sourceLocation,
   _ main: sending @escaping (AsyncReactor) async throws -> T
-) throws -> T {
-  let reactor = try Reactor()
-  var timedOut = false
-  let guardCall = reactor.callLater(timeout) {
-    timedOut = true
-    reactor.stop()
+) async throws -> T {
+  let handoff = Handoff(main)
+  let (result, timedOut) = await withCheckedContinuation {
+    (continuation: CheckedContinuation<(Result<T, any Error>, Bool), Never>) in
+    Thread {
+      var timedOut = false
+      let result = Result { () throws -> T in
+        let reactor = try Reactor()
+        let guardCall = reactor.callLater(timeout) {
+          timedOut = true
+          reactor.stop()
+        }
+        defer { guardCall.cancel() }
+        return try reactor.react(handoff.take())
+      }
+      continuation.resume(returning: (result, timedOut))
+    }.start()
   }
-  defer {
-    guardCall.cancel()
-    #expect(!timedOut, "reactor timed out after \(timeout) s", sourceLocation: sourceLocation)
+  #expect(!timedOut, "reactor timed out after \(timeout) s", sourceLocation: sourceLocation)
+  return try result.get()
+}
+
+/// Carries `reacting`'s closure to the loop's thread. Unchecked Sendable: the closure was
+/// passed `sending` (no one else holds it), and exactly one thread takes it, once.
+private final class Handoff<Body>: @unchecked Sendable {
+  private var body: Body?
+  init(_ body: Body) { self.body = body }
+  func take() -> Body {
+    defer { body = nil }
+    return body!
   }
-  return try reactor.react(main)
 }
 
 /// Deterministic bytes that differ per `seed`.

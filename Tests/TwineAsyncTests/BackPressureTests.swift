@@ -26,9 +26,9 @@ import Testing
 
   /// The consumer stops iterating while the peer sends 1 GiB: the server stops reading, the
   /// peer stalls, RSS stays within 64 MiB of where it was; once the consumer goes on, all of it arrives.
-  @Test func slowConsumerStopsTheReads() throws {
+  @Test func slowConsumerStopsTheReads() async throws {
     let total = 1 << 30
-    let (stalledAt, received, growth, buffered) = try reacting(timeout: 300) { reactor in
+    let (stalledAt, received, growth, buffered) = try await reacting(timeout: 300) { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let baseline = residentBytes()
       let progress = Shared(0)
@@ -65,10 +65,10 @@ import Testing
 
   /// A writer to a peer that never reads suspends with the queue near its high mark (the
   /// connection is not aborted), and finishes once the peer reads.
-  @Test func writerSuspendsUntilThePeerReads() throws {
+  @Test func writerSuspendsUntilThePeerReads() async throws {
     let piece = [UInt8](repeating: 0x62, count: 64 << 10)
     let pieces = 1024  // 64 MiB: the hard limit, were nothing to stop the writer
-    let (suspendedAt, queuedThen, drained, limits) = try reacting(timeout: 300) { reactor in
+    let (suspendedAt, queuedThen, drained, limits) = try await reacting(timeout: 300) { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let port = listener.address.port
       let peer = Shared<BlockingPeer?>(nil)

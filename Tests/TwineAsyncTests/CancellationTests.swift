@@ -6,8 +6,8 @@ import Testing
 
 /// Cancelling the task that waits on a connection aborts it, once, with `.aborted`.
 @Suite(.serialized) struct CancellationTests {
-  @Test func cancelMidReadAbortsOnce() throws {
-    let (thrown, reason, clientReason, counters) = try reacting { reactor in
+  @Test func cancelMidReadAbortsOnce() async throws {
+    let (thrown, reason, clientReason, counters) = try await reacting { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let client = try await reactor.connect(host: "127.0.0.1", port: listener.address.port)
       var iterator = listener.makeAsyncIterator()
@@ -42,9 +42,9 @@ import Testing
     #expect(counters.accepted == 1 && counters.live == 0)
   }
 
-  @Test func cancelMidWriteAbortsOnce() throws {
+  @Test func cancelMidWriteAbortsOnce() async throws {
     let piece = [UInt8](repeating: 0x63, count: 64 << 10)
-    let (thrown, reason, counters, writes) = try reacting { reactor in
+    let (thrown, reason, counters, writes) = try await reacting { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let port = listener.address.port
       let peer = Shared<BlockingPeer?>(nil)
@@ -77,8 +77,8 @@ import Testing
   }
 
   /// Cancelling a task that waits in connect stops the attempt: it throws `.aborted`.
-  @Test func cancelledConnectStopsTheAttempt() throws {
-    let thrown = try reacting { reactor in
+  @Test func cancelledConnectStopsTheAttempt() async throws {
+    let thrown = try await reacting { reactor in
       // A nameserver that never answers (a bound UDP socket nobody reads): the lookup waits.
       let silent = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
       defer { close(silent) }

@@ -7,8 +7,8 @@ import TwineTesting
 
 /// Timers as a Swift `Clock`, and the two bridges between callback and async code.
 @Suite(.serialized) struct TimeAndBridgeTests {
-  @Test func reactorSleepWaitsOnTheLoop() throws {
-    let (elapsed, onLoop) = try reacting { reactor in
+  @Test func reactorSleepWaitsOnTheLoop() async throws {
+    let (elapsed, onLoop) = try await reacting { reactor in
       let start = ContinuousClock.now
       try await reactor.sleep(for: .milliseconds(100))
       let onLoop = reactor.executor.isOnLoopThread
@@ -19,8 +19,8 @@ import TwineTesting
     #expect(onLoop)
   }
 
-  @Test func cancelledSleepThrowsAndCancelsItsTimer() throws {
-    let (thrown, pending) = try reacting { reactor in
+  @Test func cancelledSleepThrowsAndCancelsItsTimer() async throws {
+    let (thrown, pending) = try await reacting { reactor in
       let sleeper = Task(executorPreference: reactor.executor) { () -> (any Error)? in
         do {
           try await reactor.sleep(for: .seconds(3600))
@@ -59,8 +59,8 @@ import TwineTesting
   }
 
   /// Callback code starts async work; its result comes back on the reactor's thread.
-  @Test func protocolStartsATask() throws {
-    let answer = try reacting { reactor in
+  @Test func protocolStartsATask() async throws {
+    let answer = try await reacting { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       let greeted = Deferred<String>()
       // A callback-style server whose greeting comes from async work.
@@ -76,8 +76,8 @@ import TwineTesting
   }
 
   /// Async code awaits a callback-style event through a Deferred.
-  @Test func deferredBridgesACallback() throws {
-    let greeting = try reacting { reactor in
+  @Test func deferredBridgesACallback() async throws {
+    let greeting = try await reacting { reactor in
       let listener = try await reactor.listen(tcp: 0, interface: "127.0.0.1")
       async let served: Void = {
         for try await connection in listener {
@@ -159,8 +159,8 @@ actor LoopActor {
 @Suite struct ReactorExecutorTests {
   /// The reactor is a SerialExecutor too: an actor on it runs on the loop thread, from a task
   /// on the reactor (no thread hop) and from a task elsewhere (a hop through the cross-thread door).
-  @Test func actorOnTheReactorRunsOnTheLoop() throws {
-    let (fromLoop, fromElsewhere, calls) = try reacting { reactor in
+  @Test func actorOnTheReactorRunsOnTheLoop() async throws {
+    let (fromLoop, fromElsewhere, calls) = try await reacting { reactor in
       let actor = LoopActor(reactor.executor)
       let fromLoop = await actor.call()
       let fromElsewhere = await Task.detached { await actor.call() }.value

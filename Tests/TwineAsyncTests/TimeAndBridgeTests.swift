@@ -159,11 +159,19 @@ actor LoopActor {
 @Suite struct ReactorExecutorTests {
   /// The reactor is a SerialExecutor too: an actor on it runs on the loop thread, from a task
   /// on the reactor (no thread hop) and from a task elsewhere (a hop through the cross-thread door).
+  /// "Elsewhere" is another reactor's thread, not Swift's global pool: in a full parallel run the
+  /// pool's threads (2 on a 2-core machine) are held by synchronous tests for minutes at a time.
   @Test func actorOnTheReactorRunsOnTheLoop() async throws {
+    let elsewhere = try ReactorGroup(threads: 1)
+    defer { elsewhere.stop() }
+    let otherExecutor = try elsewhere.reactors[0].perform { $0.executor }
     let (fromLoop, fromElsewhere, calls) = try await reacting { reactor in
       let actor = LoopActor(reactor.executor)
       let fromLoop = await actor.call()
-      let fromElsewhere = await Task.detached { await actor.call() }.value
+      let fromElsewhere = await Task(executorPreference: otherExecutor) {
+        precondition(otherExecutor.isOnLoopThread, "the task starts on the other reactor's thread")
+        return await actor.call()
+      }.value
       return (fromLoop, fromElsewhere, await actor.calls)
     }
     #expect(fromLoop && fromElsewhere)

@@ -39,7 +39,9 @@ struct ChurnTests {
       var clean = 0
       func startOne() {
         started += 1
-        reactor.connectTCP("127.0.0.1", port, factory: clients)
+        // A loaded CI machine (the whole suite under ASan on 2 cores) can leave SYNs waiting in a full
+        // accept queue for the kernel's retransmits (1, 3, 7, 15, 31 s): give them time, as a user would.
+        reactor.connectTCP("127.0.0.1", port, factory: clients, timeout: 120)
       }
       clients.configure = { client in
         client.message = [UInt8(truncatingIfNeeded: started)]
@@ -60,7 +62,7 @@ struct ChurnTests {
         if started < total { startOne() }
       }
       for _ in 0..<inFlight { startOne() }
-      run(reactor, timeout: 120)
+      run(reactor, timeout: 300)
       clients.configure = { _ in }  // break the test's own closure ↔ factory cycles
       clients.onFailure = { _ in }
       #expect(finished == total)

@@ -73,7 +73,7 @@ func burst(_ count: Int, port: Int, refusal: [UInt8], counters: ConnectionCounte
   let acceptedBefore = counters.accepted
   var ended = 0
   clients.configure = { one in one.done = { _ in ended += 1 } }
-  for _ in 0..<count { client.connectTCP("127.0.0.1", port, factory: clients) }
+  for _ in 0..<count { client.connectTCP("127.0.0.1", port, factory: clients, timeout: 120) }
   var result = Burst()
   var held: [Client] = []
   let ping = Array("ping".utf8)
@@ -93,7 +93,7 @@ func burst(_ count: Int, port: Int, refusal: [UInt8], counters: ConnectionCounte
     }
     return !held.isEmpty && ended == count && counters.live == 0
   }
-  run(client, timeout: 120)
+  run(client, timeout: 300)
   poll.stop()
   result.served = held.filter { $0.received == ping }.count
   return result

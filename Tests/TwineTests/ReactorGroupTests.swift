@@ -40,7 +40,7 @@ struct ReactorGroupTests {
     var failed = 0
     func startOne() {
       started += 1
-      client.connectTCP("127.0.0.1", port.address.port, factory: clients)
+      client.connectTCP("127.0.0.1", port.address.port, factory: clients, timeout: 120)  // loaded CI: SYN retransmits
     }
     clients.configure = { one in
       one.message = message

@@ -25,7 +25,8 @@ struct ThreadOptions: ParsableArguments {
       ("--control", options.lifecycle.control != nil), ("--takeover", options.lifecycle.takeover != nil),
     ].filter(\.1).map(\.0)
     guard single.isEmpty else {
-      throw ValidationError("\(single.joined(separator: ", ")) work on one reactor only: leave --threads at 1")
+      let verb = single.count == 1 ? "works" : "work"
+      throw ValidationError("\(single.joined(separator: ", ")) \(verb) on one reactor only: leave --threads at 1")
     }
   }
 }

@@ -94,7 +94,7 @@ struct ThreadsCommandTests {
     #expect(chat.waitForExit() == .exited(0), "stderr: \(chat.stderrText)")
   }
 
-  @Test("--threads -1 is a usage error; --udp and --total-rate-limit need --threads 1")
+  @Test("--threads -1 is a usage error; --udp, --total-rate-limit and the one-reactor flags need --threads 1")
   func badThreads() throws {
     for (arguments, message) in [
       (["echo", "--threads", "-1"], "--threads must be 0 (one per core) or more, not -1"),
@@ -102,6 +102,20 @@ struct ThreadsCommandTests {
       (
         ["echo", "--total-rate-limit", "1000", "--threads", "2"],
         "--total-rate-limit is kept per reactor: use it with --threads 1"
+      ),
+      (
+        ["echo", "--threads", "2", "--listen", "tcp:0", "--metrics", "0"],
+        "--listen, --metrics work on one reactor only: leave --threads at 1"
+      ),
+      (
+        ["hello", "--threads", "0", "--takeover", "/tmp/x"],
+        "--takeover works on one reactor only: leave --threads at 1"
+      ),
+      (["chat", "--threads", "3", "--control", "/tmp/x"], "--control works on one reactor only: leave --threads at 1"),
+      (["echo", "--threads", "2", "--async"], "--async serves on one reactor: leave --threads at 1"),
+      (
+        ["echo", "--listen", "ssl:0:privateKey=k.pem:certKey=c.pem", "--takeover", "/tmp/x"],
+        "--takeover with --listen takes over tcp:, tcp6: and unix: endpoints only, not ssl:0:privateKey=k.pem:certKey=c.pem"
       ),
     ] {
       let result = try ChildProcess.run(try TwineExecutable.path(), arguments)

@@ -25,26 +25,9 @@
 
 #include <twine.h>
 
-static int failures;
+#include "check.h"
 
-#define CHECK(name, condition, ...)                                                                                    \
-  do {                                                                                                                 \
-    if (condition) {                                                                                                   \
-      printf("PASS %s\n", name);                                                                                       \
-    } else {                                                                                                           \
-      failures++;                                                                                                      \
-      printf("FAIL %s: ", name);                                                                                       \
-      printf("%s", "");                                                                                                \
-      printf(" (last error: %s)\n", twine_last_error());                                                               \
-    }                                                                                                                  \
-    fflush(stdout);                                                                                                    \
-  } while (0)
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 /* Runs the base's loop (without blocking) until `done(ctx)` or `seconds` pass. */
 static int run_until(struct event_base *base, int (*done)(void *), void *ctx, double seconds) {
@@ -57,24 +40,8 @@ static int run_until(struct event_base *base, int (*done)(void *), void *ctx, do
   return 1;
 }
 
-static void run_for(struct event_base *base, double seconds) {
-  double deadline = now() + seconds;
-  while (now() < deadline) {
-    event_base_loop(base, EVLOOP_NONBLOCK);
-    usleep(1000);
-  }
-}
 
-static int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
+static int connect_to(int port) { return loopback_connect(port); }
 
 /* A connected pair over loopback: *client and *server. */
 static void tcp_pair(int *client, int *server) {

@@ -23,43 +23,15 @@
 
 #include <twine.h>
 
-static int failures;
+#include "check.h"
 
-#define CHECK(name, condition, ...)                                                                                    \
-  do {                                                                                                                 \
-    if (condition) {                                                                                                   \
-      printf("PASS %s\n", name);                                                                                       \
-    } else {                                                                                                           \
-      failures++;                                                                                                      \
-      printf("FAIL %s: ", name);                                                                                       \
-      printf(" " __VA_ARGS__);                                                                                         \
-      printf(" (last error: %s)\n", twine_last_error());                                                               \
-    }                                                                                                                  \
-    fflush(stdout);                                                                                                    \
-  } while (0)
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
-static void run_for(struct event_base *base, double seconds) {
-  double deadline = now() + seconds;
-  while (now() < deadline) {
-    event_base_loop(base, EVLOOP_NONBLOCK);
-    usleep(500);
-  }
-}
 
+/* A non-blocking, TCP_NODELAY client of 127.0.0.1:`port`, or -1. */
 static int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-    close(fd);
-    return -1;
-  }
+  int fd = loopback_connect(port);
+  if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);

@@ -31,22 +31,10 @@
 
 #include <twine.h>
 
+#include "check.h"
+
 enum { WORKERS = 4, CLIENTS_PER_PORT = 4, ROUNDS = 20, MESSAGE = 16384, ADOPTED = 8 };
 
-static int failures;
-
-#define CHECK(name, condition, ...)                                                                                    \
-  do {                                                                                                                 \
-    if (condition) {                                                                                                   \
-      printf("PASS %s\n", name);                                                                                       \
-    } else {                                                                                                           \
-      failures++;                                                                                                      \
-      printf("FAIL %s: ", name);                                                                                       \
-      printf(" " __VA_ARGS__);                                                                                         \
-      printf(" (last error: %s)\n", twine_last_error());                                                               \
-    }                                                                                                                  \
-    fflush(stdout);                                                                                                    \
-  } while (0)
 
 /* The C echo's shared context: touched by every worker at once. */
 struct c_echo {
